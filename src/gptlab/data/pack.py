@@ -1,0 +1,118 @@
+"""Tokenize and pack the training split into one pre-shuffled global order.
+
+The output is a folder of token shards (raw little-endian ``uint16``/``uint32`` arrays of
+whole sequences of ``seq_len + 1`` tokens, read with ``numpy.memmap``), an ``index.json``
+mapping sequence *i* to (shard, offset), and a manifest. The order is fixed here, once;
+the trainer's position is a sequence index, so a batch is a pure function of the step.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+INDEX = "index.json"
+
+
+def _encode_all(tok, texts: list[str], eos: int, batch: int = 256, advance=None) -> np.ndarray:
+    parts = []
+    for i in range(0, len(texts), batch):
+        for enc in tok.encode_batch(texts[i:i + batch]):
+            parts.append(np.asarray(enc.ids, dtype=np.uint32))
+            parts.append(np.asarray([eos], dtype=np.uint32))  # documents end with EOS
+        if advance:
+            advance(min(batch, len(texts) - i))
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint32)
+
+
+def run_pack(cfg, curate_dir: str | Path, tokenizer_dir: str | Path, out_dir: str | Path) -> dict:
+    """`gptlab data pack`: token shards + index + unigram counts, byte-identical per input."""
+    from gptlab.config import to_dict
+    from gptlab.console import log, progress_task
+    from gptlab.data.documents import read_shards, shard_paths
+    from gptlab.manifest import atomic_path, atomic_write_json, is_complete, read_manifest, stage_key, write_manifest
+    from gptlab.tokenizer import eos_id, load_tokenizer
+
+    out = Path(out_dir)
+    pcfg = cfg.pack
+    key = stage_key({"pack": to_dict(pcfg)}, upstream=[curate_dir, tokenizer_dir])
+    if is_complete(out, key):
+        log(f"pack: complete, skipping ({out})")
+        return read_manifest(out)["summary"]
+    tok = load_tokenizer(tokenizer_dir)
+    eos = eos_id(tok)
+    vocab = tok.get_vocab_size()
+    docs = list(read_shards(shard_paths(Path(curate_dir) / "train")))
+    # Shuffle documents first (so one long document does not dominate a stretch of the
+    # stream), then shuffle the fixed-length sequences cut from the stream.
+    rng = np.random.default_rng(pcfg.seed)
+    docs = [docs[i] for i in rng.permutation(len(docs))]
+    with progress_task("pack: tokenize", len(docs)) as advance:
+        stream = _encode_all(tok, [d.text for d in docs], eos, advance=advance)
+    T1 = pcfg.seq_len + 1
+    n_seq = len(stream) // T1
+    if n_seq == 0:
+        raise ValueError(f"pack: only {len(stream)} tokens, fewer than one sequence of {T1}")
+    seqs = stream[: n_seq * T1].reshape(n_seq, T1)[rng.permutation(n_seq)]
+    dtype = np.uint16 if vocab <= 65536 else np.uint32
+    seqs = seqs.astype(dtype)
+    per_shard = max(1, pcfg.tokens_per_shard // T1)
+    out.mkdir(parents=True, exist_ok=True)
+    shards, outputs = [], []
+    for k, start in enumerate(range(0, n_seq, per_shard)):
+        rel = f"tokens-{k:05d}.bin"
+        block = np.ascontiguousarray(seqs[start:start + per_shard])
+        with atomic_path(out / rel) as tmp:
+            block.tofile(tmp)
+        shards.append({"file": rel, "first_sequence": start, "n_sequences": int(block.shape[0])})
+        outputs.append(rel)
+    counts = np.bincount(stream.astype(np.int64), minlength=vocab).astype(np.int64)
+    with atomic_path(out / "unigram.npy") as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, counts)
+    outputs.append("unigram.npy")
+    index = {"seq_len": pcfg.seq_len, "dtype": np.dtype(dtype).name, "n_sequences": n_seq,
+             "n_tokens": int(n_seq * T1), "vocab_size": vocab, "eos_id": eos, "shards": shards,
+             "docs": len(docs), "dropped_tail_tokens": int(len(stream) - n_seq * T1)}
+    atomic_write_json(out / INDEX, index)
+    outputs.append(INDEX)
+    summary = {k: index[k] for k in ("seq_len", "n_sequences", "n_tokens", "vocab_size", "docs")}
+    summary["bytes_per_token"] = round(sum(d.nbytes for d in docs) / max(1, len(stream)), 3)
+    write_manifest(out, stage="pack", key=key, outputs=outputs, config=to_dict(cfg), summary=summary)
+    log(f"pack: {n_seq} sequences × {T1} tokens ({summary['bytes_per_token']} bytes/token) → {out}")
+    return summary
+
+
+class PackedData:
+    """Read-only view of a packed folder: sequence i → (shard, offset), via memmap."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        p = self.folder / INDEX
+        if not p.exists():
+            raise FileNotFoundError(f"{self.folder}: no {INDEX} (run `gptlab data pack`)")
+        self.index = json.loads(p.read_text())
+        self.seq_len = self.index["seq_len"]
+        self.n_sequences = self.index["n_sequences"]
+        self.vocab_size = self.index["vocab_size"]
+        dtype = np.dtype(self.index["dtype"])
+        self._shards = [np.memmap(self.folder / s["file"], dtype=dtype, mode="r").reshape(-1, self.seq_len + 1)
+                        for s in self.index["shards"]]
+        self._starts = np.array([s["first_sequence"] for s in self.index["shards"]])
+
+    def __len__(self) -> int:
+        return self.n_sequences
+
+    def sequences(self, indices: np.ndarray) -> np.ndarray:
+        """Rows for global sequence indices, as int64 [len(indices), seq_len + 1]."""
+        indices = np.asarray(indices, dtype=np.int64)
+        shard = np.searchsorted(self._starts, indices, side="right") - 1
+        out = np.empty((len(indices), self.seq_len + 1), dtype=np.int64)
+        for s in np.unique(shard):
+            sel = shard == s
+            out[sel] = self._shards[s][indices[sel] - self._starts[s]]
+        return out
+
+    def unigram_counts(self) -> np.ndarray:
+        return np.load(self.folder / "unigram.npy", allow_pickle=False)

@@ -1,0 +1,154 @@
+"""Held-out bits-per-byte, per domain, beside a unigram baseline.
+
+Definition. For a document with raw text *s*, let B = len(s.encode("utf-8")) and let
+t_1..t_n be its tokens. The model reads an end-of-text token and then predicts every
+t_i exactly once, from up to ``block_size`` tokens of preceding context (rolling windows
+that advance by ``stride`` tokens; each window scores only the tokens not yet scored).
+bits-per-byte = Σ_i −log2 p(t_i | context) / B, summed over a domain's documents
+(numerator and denominator separately). Because it is normalised by bytes, not tokens,
+it compares models with different tokenizers. The unigram baseline scores each token
+with its add-one-smoothed frequency in the packed training stream.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+LN2 = math.log(2)
+
+
+def windows(ids: list[int], width: int, stride: int) -> Iterable[tuple[list[int], list[int], int]]:
+    """(inputs, targets, first scored position) covering targets ids[1:] exactly once.
+
+    ids[0] is the leading end-of-text token: it is context, never a target."""
+    n = len(ids)
+    next_target = 1
+    begin = 0
+    while next_target < n:
+        end = min(begin + width, n - 1)               # inputs ids[begin:end], targets ids[begin+1:end+1]
+        first = next_target - (begin + 1)
+        yield ids[begin:end], ids[begin + 1:end + 1], first
+        next_target = end + 1
+        begin = min(begin + stride, max(0, next_target - 1))
+
+
+@torch.no_grad()
+def token_nll(model, docs_ids: list[list[int]], width: int, stride: int, batch_size: int,
+              device: torch.device | str = "cpu", autocast=None) -> list[float]:
+    """Summed natural-log NLL per document."""
+    jobs = []
+    for d, ids in enumerate(docs_ids):
+        for inp, tgt, first in windows(ids, width, stride):
+            jobs.append((d, inp, tgt, first))
+    totals = [0.0] * len(docs_ids)
+    model.eval()
+    for i in range(0, len(jobs), batch_size):
+        chunk = jobs[i:i + batch_size]
+        T = max(len(j[1]) for j in chunk)
+        x = torch.zeros(len(chunk), T, dtype=torch.long)
+        y = torch.full((len(chunk), T), -100, dtype=torch.long)
+        for r, (_, inp, tgt, first) in enumerate(chunk):
+            x[r, :len(inp)] = torch.tensor(inp)
+            y[r, first:len(tgt)] = torch.tensor(tgt[first:])
+        x, y = x.to(device), y.to(device)
+        if autocast is not None:
+            with autocast:
+                logits = model(x)
+        else:
+            logits = model(x)
+        nll = F.cross_entropy(logits.float().transpose(1, 2), y, ignore_index=-100, reduction="none")
+        per_row = nll.sum(dim=1).double().cpu().tolist()
+        for r, (d, *_rest) in enumerate(chunk):
+            totals[d] += per_row[r]
+    return totals
+
+
+def unigram_bits(docs_ids: list[list[int]], counts: np.ndarray) -> list[float]:
+    logp = np.log2((counts.astype(np.float64) + 1.0) / (counts.sum() + len(counts)))
+    return [float(-logp[np.asarray(ids[1:], dtype=np.int64)].sum()) for ids in docs_ids]
+
+
+def evaluate_bpb(model, tokenizer, docs, unigram_counts: np.ndarray | None, stride_fraction: float = 0.5,
+                 batch_size: int = 8, device="cpu", autocast=None) -> dict:
+    """Per-domain and overall bpb for ``docs`` (Documents); the unigram baseline when counts given."""
+    from gptlab.tokenizer import eos_id
+    eos = eos_id(tokenizer)
+    width = model.config.block_size
+    stride = max(1, int(width * stride_fraction))
+    ids = [[eos] + enc.ids for enc in tokenizer.encode_batch([d.text for d in docs])]
+    nll = token_nll(model, ids, width, stride, batch_size, device, autocast)
+    uni = unigram_bits(ids, unigram_counts) if unigram_counts is not None else None
+    agg: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for k, d in enumerate(docs):
+        for key in (d.domain, "overall"):
+            a = agg[key]
+            a["bits"] += nll[k] / LN2
+            a["bytes"] += len(d.text.encode("utf-8"))
+            a["tokens"] += len(ids[k]) - 1
+            a["docs"] += 1
+            if uni is not None:
+                a["unigram_bits"] += uni[k]
+    out = {}
+    for key, a in agg.items():
+        r = {"docs": int(a["docs"]), "bytes": int(a["bytes"]), "tokens": int(a["tokens"]),
+             "bpb": a["bits"] / a["bytes"]}
+        if uni is not None:
+            r["unigram_bpb"] = a["unigram_bits"] / a["bytes"]
+        out[key] = r
+    overall = out.pop("overall")
+    return {"domains": dict(sorted(out.items())), "overall": overall,
+            "definition": "bits per UTF-8 byte; every token predicted once; rolling windows",
+            "window": width, "stride": stride}
+
+
+def run_eval(cfg, heldout: str | Path, checkpoint: str | Path, pack_dir: str | Path | None,
+             out_dir: str | Path) -> dict:
+    """`gptlab eval`: per-domain held-out bpb of a checkpoint, beside the unigram baseline."""
+    from gptlab.api import load_model
+    from gptlab.config import to_dict
+    from gptlab.console import log, progress_task
+    from gptlab.data.documents import read_shard, shard_paths
+    from gptlab.manifest import atomic_write_json, is_complete, read_manifest, stage_key, write_manifest
+    from gptlab.tokenizer import load_tokenizer
+    from gptlab.train.precision import autocast, resolve_device, resolve_precision
+
+    out = Path(out_dir)
+    heldout = Path(heldout)
+    files = [heldout] if heldout.is_file() else shard_paths(heldout if not (heldout / "heldout").is_dir()
+                                                            else heldout / "heldout")
+    model, ckpt = load_model(checkpoint, return_path=True)
+    upstream = [ckpt] + ([pack_dir] if pack_dir else [])
+    key = stage_key({"eval": to_dict(cfg.eval), "heldout": [str(f) for f in files]}, upstream=upstream)
+    if is_complete(out, key):
+        log(f"eval: complete, skipping ({out})")
+        return read_manifest(out)["summary"]
+    tok = load_tokenizer(ckpt)
+    docs = [d for f in files for d in read_shard(f)]
+    if not docs:
+        raise ValueError(f"{heldout}: no held-out documents to evaluate")
+    counts = None
+    if pack_dir is not None:
+        from gptlab.data.pack import PackedData
+        counts = PackedData(pack_dir).unigram_counts()
+    device = resolve_device(cfg.train.device)
+    model.to(device)
+    precision = resolve_precision(cfg.train.precision, device)
+    with progress_task("eval", 1) as advance:
+        result = evaluate_bpb(model, tok, docs, counts, cfg.eval.stride_fraction, cfg.eval.batch_size,
+                              device, autocast(precision, device))
+        advance(1)
+    result["checkpoint"] = str(ckpt)
+    result["precision"] = precision
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "eval.json", result)
+    write_manifest(out, stage="eval", key=key, outputs=["eval.json"], config=to_dict(cfg), summary=result)
+    o = result["overall"]
+    log(f"eval: held-out {o['bpb']:.3f} bpb" + (f" (unigram {o['unigram_bpb']:.3f})" if counts is not None else "")
+        + f" over {o['docs']} docs → {out}")
+    return result

@@ -1,0 +1,121 @@
+"""Atomic writes and stage manifests: the invariant every stage keeps.
+
+A stage owns a folder. Outputs are written under a temporary name and renamed into
+place; ``manifest.json`` is written last and lists every output with its checksum.
+A stage is complete only when its manifest says so, its input key matches, and every
+checksum verifies. So a rerun skips finished work, and a killed stage never leaves a
+half-written file that looks finished.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import xxhash
+
+MANIFEST = "manifest.json"
+
+
+def file_checksum(path: str | Path, chunk: int = 1 << 22) -> str:
+    h = xxhash.xxh3_128()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temp path beside ``path``; on success fsync and rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def atomic_write(path: str | Path, data: bytes | str) -> None:
+    with atomic_path(path) as tmp:
+        if isinstance(data, str):
+            tmp.write_text(data, encoding="utf-8")
+        else:
+            tmp.write_bytes(data)
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    atomic_write(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_manifest(stage_dir: str | Path) -> dict[str, Any] | None:
+    p = Path(stage_dir) / MANIFEST
+    try:
+        return json.loads(p.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def write_manifest(stage_dir: str | Path, *, stage: str, key: str, outputs: list[str],
+                   config: dict[str, Any] | None = None, summary: dict[str, Any] | None = None) -> dict:
+    """Record a finished stage. ``outputs`` are paths relative to ``stage_dir``."""
+    stage_dir = Path(stage_dir)
+    files = {rel: {"checksum": file_checksum(stage_dir / rel), "bytes": (stage_dir / rel).stat().st_size}
+             for rel in sorted(outputs)}
+    manifest = {"stage": stage, "complete": True, "key": key, "finished_at": time.time(),
+                "outputs": files, "config": config or {}, "summary": summary or {}}
+    atomic_write_json(stage_dir / MANIFEST, manifest)
+    return manifest
+
+
+def verify(stage_dir: str | Path, key: str | None = None) -> tuple[bool, str]:
+    """(complete?, reason). Checks the flag, the input key, and every output's checksum."""
+    stage_dir = Path(stage_dir)
+    m = read_manifest(stage_dir)
+    if m is None:
+        return False, "no manifest"
+    if not m.get("complete"):
+        return False, "manifest not marked complete"
+    if key is not None and m.get("key") != key:
+        return False, "inputs or config changed"
+    for rel, info in m.get("outputs", {}).items():
+        p = stage_dir / rel
+        if not p.exists():
+            return False, f"missing output {rel}"
+        if p.stat().st_size != info["bytes"] or file_checksum(p) != info["checksum"]:
+            return False, f"checksum mismatch in {rel}"
+    return True, "complete"
+
+
+def is_complete(stage_dir: str | Path, key: str | None = None) -> bool:
+    return verify(stage_dir, key)[0]
+
+
+def invalidate(stage_dir: str | Path) -> None:
+    """Remove the manifest so the stage reads as not done (before rewriting its outputs)."""
+    p = Path(stage_dir) / MANIFEST
+    if p.exists():
+        p.unlink()
+
+
+def stage_key(config: dict[str, Any], upstream: list[str | Path] = ()) -> str:
+    """A stage's input key: its config plus the output checksums of the stages it reads."""
+    h = xxhash.xxh3_128()
+    h.update(json.dumps(config, sort_keys=True, default=str).encode())
+    for up in upstream:
+        m = read_manifest(up)
+        if m is None or not m.get("complete"):
+            raise FileNotFoundError(f"{up}: upstream stage is not complete (run it first)")
+        h.update(json.dumps(m.get("outputs", {}), sort_keys=True).encode())
+    return h.hexdigest()

@@ -1,0 +1,148 @@
+"""`gptlab report`: one HTML page per run folder, built from the stages' manifests.
+
+Sections: the data funnel (documents and bytes through every stage, drops by reason),
+the loss curve, the held-out evaluation beside the unigram baseline, and the config.
+Figures are PNG files next to the page, embedded as data URIs so the page travels alone.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from gptlab.manifest import atomic_write, read_manifest
+
+
+def _img(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _table(headers: list[str], rows: list[list[Any]], cls: str = "") -> str:
+    def cell(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:,.3f}"
+        if isinstance(v, int):
+            return f"{v:,}"
+        return html.escape(str(v))
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in r) + "</tr>" for r in rows)
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}
+h1{margin-bottom:0}.sub{color:#666;margin-top:.2em}section{margin:2em 0}
+table{border-collapse:collapse;margin:.6em 0;font-size:.9em}th,td{border:1px solid #ddd;padding:.25em .6em;text-align:right}
+th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}img{max-width:100%}
+pre{background:#f7f7f7;padding:1em;overflow:auto;font-size:.85em}.ok{color:#1a7f37}.bad{color:#b42318}
+"""
+
+
+def _funnel_section(run: Path, figs: Path) -> str:
+    from gptlab.report.plots import funnel_chart
+    hv, cu = read_manifest(run / "harvest"), read_manifest(run / "curate")
+    if not hv or not cu:
+        return ""
+    hs, cs = hv["summary"], cu["summary"]
+    f = cs["funnel"]
+    stages = [("harvest candidates", hs["docs"] + hs["quarantined"], hs["bytes"]),
+              ("harvested", hs["docs"], hs["bytes"])]
+    for s in f["steps"]:
+        stages.append((f"after {s['name']}", s["out_docs"], s["out_bytes"]))
+    stages.append(("train split", cs["train_docs"], cs["train_bytes"]))
+    stages.append(("held-out split", cs["heldout_docs"], cs["heldout_bytes"]))
+    chart = funnel_chart(stages, figs / "funnel.png")
+    step_rows = []
+    for s in f["steps"]:
+        reasons = ", ".join(f"{k}: {v:,}" for k, v in sorted(s["dropped"].items())) or "—"
+        step_rows.append([s["name"], s["in_docs"], s["out_docs"], s["in_bytes"] / 1e6, s["out_bytes"] / 1e6, reasons])
+    src_rows = []
+    for name, info in hs["sources"].items():
+        q = sum(info["quarantined"].values())
+        src_rows.append([name, info["docs"] + q, q, info["docs"], info["bytes"] / 1e6, info["truncated"]])
+    rec_rows = [[src, c.get("in", 0), c.get("kept", 0), c.get("dropped", 0),
+                 "yes" if c.get("in", 0) == c.get("kept", 0) + c.get("dropped", 0) else "NO"]
+                for src, c in f["sources"].items()]
+    balance = cs["in_docs"] == cs["kept_docs"] + cs["dropped_docs"]
+    return f"""<section id="funnel"><h2>Data funnel</h2>
+{_img(chart, "data funnel")}
+<p class="{'ok' if balance else 'bad'}">Documents in = kept + dropped: {cs['in_docs']:,} = {cs['kept_docs']:,} + {cs['dropped_docs']:,}
+({'reconciles' if balance else 'DOES NOT RECONCILE'}); {cs['quarantined_docs']:,} unreadable lines quarantined in curation.</p>
+<h3>Harvest, by source</h3>{_table(["source", "candidates", "quarantined", "documents", "MB", "truncated"], src_rows)}
+<h3>Curation steps and drop reasons</h3>{_table(["step", "docs in", "docs out", "MB in", "MB out", "dropped (reason: count)"], step_rows)}
+<h3>Reconciliation, by source</h3>{_table(["source", "in", "kept", "dropped", "in = kept + dropped"], rec_rows)}
+<p>Held-out split: {cs['heldout_docs']:,} documents over {len(cs['heldout_domains'])} domains
+({', '.join(f'{k}: {v}' for k, v in sorted(cs['heldout_domains'].items()))}). Translations of one Bible chapter share a side of the split.</p>
+</section>"""
+
+
+def _train_section(run: Path, figs: Path) -> str:
+    from gptlab.report.plots import loss_curve
+    tr = read_manifest(run / "train")
+    tok, pk = read_manifest(run / "tokenizer"), read_manifest(run / "pack")
+    parts = []
+    if tok and pk:
+        p = pk["summary"]
+        parts.append(f"<p>Tokenizer: byte-level BPE, vocabulary {tok['summary']['vocab_size']:,}, trained on the "
+                     f"training split only. Packed {p['n_sequences']:,} sequences of {p['seq_len']} tokens "
+                     f"({p['n_tokens']:,} tokens, {p['bytes_per_token']} bytes/token) in one pre-shuffled order.</p>")
+    if tr and (run / "train" / "metrics.jsonl").exists():
+        s = tr["summary"]
+        chart = loss_curve(run / "train" / "metrics.jsonl", figs / "loss.png")
+        parts.append(_img(chart, "loss curve"))
+        parts.append(_table(["params (non-embedding)", "steps", "tokens", "first loss", "final loss", "tokens/s", "precision"],
+                            [[s["params"], s["steps"], s["tokens"], s["first_loss"], s["final_loss"],
+                              round(s["tokens_per_s"]), s["precision"]]]))
+    if not parts:
+        return ""
+    return '<section id="training"><h2>Training</h2>' + "\n".join(parts) + "</section>"
+
+
+def _eval_section(run: Path, figs: Path) -> str:
+    from gptlab.report.plots import eval_chart
+    ev = read_manifest(run / "eval")
+    if not ev:
+        return ""
+    r = ev["summary"]
+    chart = eval_chart(r["domains"], figs / "eval.png")
+    rows = []
+    for name, d in list(r["domains"].items()) + [("overall", r["overall"])]:
+        uni = d.get("unigram_bpb")
+        rows.append([name, d["docs"], d["bytes"], d["bpb"], uni if uni is not None else "—",
+                     f"{100 * (1 - d['bpb'] / uni):.0f}%" if uni else "—"])
+    return f"""<section id="evaluation"><h2>Held-out evaluation</h2>{_img(chart, "eval")}
+{_table(["domain", "docs", "bytes", "model bpb", "unigram bpb", "model vs unigram"], rows)}
+<p>Bits per UTF-8 byte of the raw held-out text; every token predicted once from up to {r['window']} tokens of
+context (stride {r['stride']}). The unigram baseline uses token frequencies of the training stream.</p></section>"""
+
+
+def _config_section(run: Path) -> str:
+    for stage in ("train", "eval", "pack", "curate", "harvest"):
+        m = read_manifest(run / stage)
+        if m and m.get("config"):
+            from gptlab.config import from_dict, to_toml
+            try:
+                text = to_toml(from_dict(m["config"]))
+            except ValueError:
+                text = json.dumps(m["config"], indent=2)
+            return f'<section id="config"><h2>Config</h2><p>Resolved config of the {stage} stage.</p><pre>{html.escape(text)}</pre></section>'
+    return ""
+
+
+def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    run = Path(run_dir)
+    out = Path(out) if out else run / "report.html"
+    figs = out.parent / "figures"
+    figs.mkdir(parents=True, exist_ok=True)
+    body = "\n".join(s for s in (_funnel_section(run, figs), _train_section(run, figs),
+                                 _eval_section(run, figs), _config_section(run)) if s)
+    if not body:
+        raise FileNotFoundError(f"{run}: no finished stages to report on")
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>gptlab report: {html.escape(run.name)}</title>
+<style>{CSS}</style></head><body><h1>gptlab run report</h1><p class="sub">{html.escape(str(run.resolve()))}</p>
+{body}</body></html>"""
+    atomic_write(out, page)
+    return out

@@ -1,0 +1,75 @@
+"""Byte-level BPE tokenizer, trained with Hugging Face ``tokenizers`` on the training split only."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+EOS = "<|endoftext|>"
+TOKENIZER_FILE = "tokenizer.json"
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int, min_frequency: int = 2) -> Tokenizer:
+    tok = Tokenizer(models.BPE())
+    # Byte-level: every string is encodable, and token bytes are exact for bits-per-byte.
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  special_tokens=[EOS], show_progress=False)
+    tok.train_from_iterator(texts, trainer=trainer)
+    return tok
+
+
+def load_tokenizer(path: str | Path) -> Tokenizer:
+    p = Path(path)
+    if p.is_dir():
+        p = p / TOKENIZER_FILE
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: no tokenizer here (run `gptlab tokenizer train`)")
+    return Tokenizer.from_file(str(p))
+
+
+def eos_id(tok: Tokenizer) -> int:
+    i = tok.token_to_id(EOS)
+    if i is None:
+        raise ValueError(f"tokenizer has no {EOS} token")
+    return i
+
+
+def _budgeted(texts: Iterable[str], max_bytes: int) -> Iterator[str]:
+    used = 0
+    for t in texts:
+        if used >= max_bytes:
+            return
+        used += len(t)
+        yield t
+
+
+def run_tokenizer(cfg, curate_dir: str | Path, out_dir: str | Path) -> dict:
+    """`gptlab tokenizer train`: BPE on the curated training split (never the held-out one)."""
+    from gptlab.config import to_dict
+    from gptlab.console import log, progress_task
+    from gptlab.data.documents import read_shards, shard_paths
+    from gptlab.manifest import atomic_path, is_complete, read_manifest, stage_key, write_manifest
+
+    out = Path(out_dir)
+    key = stage_key({"tokenizer": to_dict(cfg.tokenizer)}, upstream=[curate_dir])
+    if is_complete(out, key):
+        log(f"tokenizer: complete, skipping ({out})")
+        return read_manifest(out)["summary"]
+    train_shards = shard_paths(Path(curate_dir) / "train")
+    with progress_task("tokenizer", None) as advance:
+        texts = (d.text for d in read_shards(train_shards))
+        tok = train_tokenizer(_budgeted(texts, int(cfg.tokenizer.max_train_mb * 1e6)),
+                              cfg.tokenizer.vocab_size, cfg.tokenizer.min_frequency)
+        advance(1)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / TOKENIZER_FILE) as tmp:
+        tok.save(str(tmp))
+    summary = {"vocab_size": tok.get_vocab_size(), "eos_id": eos_id(tok)}
+    write_manifest(out, stage="tokenizer", key=key, outputs=[TOKENIZER_FILE], config=to_dict(cfg),
+                   summary=summary)
+    log(f"tokenizer: vocab {summary['vocab_size']} → {out / TOKENIZER_FILE}")
+    return summary
