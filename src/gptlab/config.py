@@ -19,83 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gptlab.data.config import DataConfig, PackConfig
+from gptlab.eval.config import EvalConfig
+from gptlab.fields import ConfigError, rng  # noqa: F401  (re-exported)
 from gptlab.model.config import ModelConfig
-
-
-class ConfigError(ValueError):
-    """A config problem, phrased as one line that names the offending key."""
-
-
-def rng(lo: float | None = None, hi: float | None = None, *, choices: tuple | None = None,
-        default: Any = dataclasses.MISSING, default_factory: Any = dataclasses.MISSING) -> Any:
-    """A dataclass field with validation metadata: inclusive bounds or allowed choices."""
-    meta = {"lo": lo, "hi": hi, "choices": choices}
-    if default_factory is not dataclasses.MISSING:
-        return field(default_factory=default_factory, metadata=meta)
-    return field(default=default, metadata=meta)
-
-
-@dataclass
-class DataConfig:
-    # Which harvesters run, in this order. Missing sources on a machine are skipped, not fatal.
-    sources: list[str] = field(default_factory=lambda: [
-        "stdlib-code", "stdlib-prose", "pkg-readme", "pkg-license", "debian-copyright",
-        "debian-changelog", "debian-readme", "man", "bible"])
-    max_mb_per_source: float = rng(0.01, 10_000, default=6.0)
-    max_docs_per_source: int = rng(1, 10_000_000, default=4000)
-    max_doc_chars: int = rng(1000, 100_000_000, default=200_000)
-    docs_per_shard: int = rng(1, 10_000_000, default=1000)
-    # Curation rules (foundation level; the data issue adds the web-scale recipe).
-    min_chars: int = rng(0, 1_000_000, default=64)
-    max_symbol_ratio: float = rng(0.0, 1.0, default=0.35)
-    min_alpha_ratio: float = rng(0.0, 1.0, default=0.25)
-    # Held-out evaluation split, per domain.
-    eval_fraction: float = rng(0.0, 0.5, default=0.05)
-    eval_max_docs_per_domain: int = rng(1, 1_000_000, default=40)
-    eval_max_chars_per_doc: int = rng(100, 10_000_000, default=6000)
-    keep_dropped: bool = False
-    seed: int = rng(0, 2**31 - 1, default=1234)
-
-
-@dataclass
-class TokenizerConfig:
-    vocab_size: int = rng(260, 65_535, default=4096)
-    min_frequency: int = rng(1, 1000, default=2)
-    max_train_mb: float = rng(0.1, 100_000, default=40.0)
-
-
-@dataclass
-class PackConfig:
-    seq_len: int = rng(8, 1_048_576, default=256)
-    tokens_per_shard: int = rng(1024, 10**10, default=8_000_000)
-    seed: int = rng(0, 2**31 - 1, default=1234)
-
-
-@dataclass
-class TrainConfig:
-    max_steps: int = rng(1, 10**9, default=600)
-    batch_size: int = rng(1, 1_000_000, default=16)
-    lr: float = rng(0.0, 10.0, default=3e-3)
-    min_lr_ratio: float = rng(0.0, 1.0, default=0.1)
-    warmup_steps: int = rng(0, 10**9, default=50)
-    weight_decay: float = rng(0.0, 10.0, default=0.1)
-    beta1: float = rng(0.0, 0.999999, default=0.9)
-    beta2: float = rng(0.0, 0.999999, default=0.95)
-    grad_clip: float = rng(0.0, 1e6, default=1.0)
-    precision: str = rng(choices=("auto", "bf16", "fp32"), default="auto")
-    device: str = rng(choices=("auto", "cpu", "cuda"), default="auto")
-    seed: int = rng(0, 2**31 - 1, default=1337)
-    threads: int = rng(0, 1024, default=0)  # 0: leave torch's default
-    log_every: int = rng(1, 10**9, default=10)
-    checkpoint_every: int = rng(1, 10**9, default=200)
-    keep_checkpoints: int = rng(1, 1000, default=2)
-    eval_every: int = rng(0, 10**9, default=0)  # 0: no periodic eval
-
-
-@dataclass
-class EvalConfig:
-    stride_fraction: float = rng(0.05, 1.0, default=0.5)
-    batch_size: int = rng(1, 4096, default=8)
+from gptlab.tokenizer.config import TokenizerConfig
+from gptlab.train.config import TrainConfig
 
 
 @dataclass
@@ -286,11 +215,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
             continue
         data = merge(data, nest(keys, value))
     cfg = RunConfig()
-    if model_preset is not None or "preset" in data.get("model", {}):
+    preset = model_preset or data.get("model", {}).get("preset")
+    if "preset" in data.get("model", {}):
+        data["model"] = {k: v for k, v in data["model"].items() if k != "preset"}
+    if preset is not None:
+        # A recipe preset is a RunConfig fragment (model plus its training defaults);
+        # anything set explicitly in the file or on the command line wins over it.
         from gptlab.model.presets import preset_fragment
-        name = model_preset or data["model"].pop("preset")
-        data.get("model", {}).pop("preset", None)
-        data = merge({"model": preset_fragment(name)}, data)
+        data = merge(preset_fragment(preset), data)
     _apply(cfg, data)
     validate(cfg)
     return cfg

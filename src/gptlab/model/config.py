@@ -1,13 +1,9 @@
 """ModelConfig: every architectural choice of the decoder, as one typed dataclass."""
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
-
-def _rng(lo=None, hi=None, *, choices=None, default: Any = dataclasses.MISSING) -> Any:
-    return field(default=default, metadata={"lo": lo, "hi": hi, "choices": choices})
+from gptlab.fields import rng as _rng
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Named model presets: plain functions returning ModelConfig fragments."""
+"""Named recipe presets: plain functions returning RunConfig fragments ({"model": ..., "train": ...})."""
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -6,14 +6,14 @@ from typing import Any, Callable
 
 def nanogpt() -> dict[str, Any]:
     # The GPT-2 block as nanoGPT writes it: learned positions, GeLU, pre-LN, tied embeddings.
-    return {"position": "learned", "norm": "layernorm", "mlp": "gelu", "bias": False,
-            "tie_embeddings": True}
+    return {"model": {"position": "learned", "norm": "layernorm", "mlp": "gelu", "bias": False,
+                      "tie_embeddings": True}}
 
 
 def llama() -> dict[str, Any]:
     # Llama: RoPE, RMSNorm, SwiGLU, no biases.
-    return {"position": "rope", "norm": "rmsnorm", "mlp": "swiglu", "bias": False,
-            "tie_embeddings": False}
+    return {"model": {"position": "rope", "norm": "rmsnorm", "mlp": "swiglu", "bias": False,
+                      "tie_embeddings": False}}
 
 
 PRESETS: dict[str, Callable[[], dict[str, Any]]] = {"nanogpt": nanogpt, "llama": llama}

@@ -1,0 +1,35 @@
+"""Config of the data stages (harvest, curate, pack)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gptlab.fields import rng
+
+
+@dataclass
+class DataConfig:
+    # Which harvesters run, in this order. Missing sources on a machine are skipped, not fatal.
+    sources: list[str] = field(default_factory=lambda: [
+        "stdlib-code", "stdlib-prose", "pkg-readme", "pkg-license", "debian-copyright",
+        "debian-changelog", "debian-readme", "man", "bible"])
+    max_mb_per_source: float = rng(0.01, 10_000, default=6.0)
+    max_docs_per_source: int = rng(1, 10_000_000, default=4000)
+    max_doc_chars: int = rng(1000, 100_000_000, default=200_000)
+    docs_per_shard: int = rng(1, 10_000_000, default=1000)
+    # Curation rules (foundation level; the data issue adds the web-scale recipe).
+    min_chars: int = rng(0, 1_000_000, default=64)
+    max_symbol_ratio: float = rng(0.0, 1.0, default=0.35)
+    min_alpha_ratio: float = rng(0.0, 1.0, default=0.25)
+    # Held-out evaluation split, per domain.
+    eval_fraction: float = rng(0.0, 0.5, default=0.05)
+    eval_max_docs_per_domain: int = rng(1, 1_000_000, default=40)
+    eval_max_chars_per_doc: int = rng(100, 10_000_000, default=6000)
+    keep_dropped: bool = False
+    seed: int = rng(0, 2**31 - 1, default=1234)
+
+
+@dataclass
+class PackConfig:
+    seq_len: int = rng(8, 1_048_576, default=256)
+    tokens_per_shard: int = rng(1024, 10**10, default=8_000_000)
+    seed: int = rng(0, 2**31 - 1, default=1234)

@@ -1,0 +1,30 @@
+"""Shared fixtures. ``tiny_run`` builds one real `gptlab demo --size tiny` run per session:
+harvest → curate → tokenizer → pack → train → eval → report on the embedded corpus."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("GPTLAB_PROGRESS", "0")
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    from gptlab.config import demo_preset, load_config
+    from gptlab.pipeline import run_all
+
+    out = tmp_path_factory.mktemp("tiny") / "run"
+    cfg = load_config(None, [], fragments=[demo_preset("tiny")])
+    run_all(cfg, out, workers=2)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_run) -> Path:
+    """The newest checkpoint folder of the tiny run (model.safetensors, config.json, tokenizer.json)."""
+    from gptlab.train.checkpoint import latest_valid
+    ck = latest_valid(tiny_run / "train" / "checkpoints")
+    assert ck is not None
+    return ck
