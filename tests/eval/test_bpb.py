@@ -1,0 +1,61 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from gptlab.eval.bpb import evaluate_bpb, token_nll, unigram_bits, windows
+
+
+@pytest.mark.parametrize("n, width, stride", [(2, 4, 2), (10, 4, 2), (10, 4, 4), (33, 8, 3), (9, 16, 8)])
+def test_windows_score_every_target_exactly_once(n, width, stride):
+    ids = list(range(n))
+    scored = []
+    for inp, tgt, first in windows(ids, width, stride):
+        assert len(inp) == len(tgt) <= width
+        assert inp[1:] == tgt[:-1]                      # targets are next tokens
+        scored += tgt[first:]
+    assert scored == ids[1:]
+
+
+class Uniform(torch.nn.Module):
+    """Predicts every token with probability 1/V: NLL is ln V per token."""
+
+    def __init__(self, V, block):
+        super().__init__()
+        self.V = V
+        self.config = type("C", (), {"block_size": block})()
+
+    def forward(self, x):
+        return torch.zeros(*x.shape, self.V)
+
+
+def test_token_nll_of_a_uniform_model_is_n_ln_v():
+    nll = token_nll(Uniform(7, 4), [[0, 1, 2, 3, 4, 5, 6], [0, 3]], width=4, stride=2, batch_size=3)
+    assert nll == pytest.approx([6 * math.log(7), 1 * math.log(7)])
+
+
+def test_bpb_hand_computed_for_uniform_model_and_unigram():
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from gptlab.data.documents import Document
+    vocab = {"<|endoftext|>": 0, "a": 1, "b": 2, "c": 3}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="c"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    docs = [Document("1", "a b a", "s", "x"), Document("2", "b", "s", "y")]
+    counts = np.array([0, 3, 1, 0])
+    r = evaluate_bpb(Uniform(4, 4), tok, docs, counts, stride_fraction=0.5)
+    # doc 1: 3 tokens over 5 bytes; doc 2: 1 token over 1 byte; uniform = 2 bits/token.
+    assert r["domains"]["x"]["bpb"] == pytest.approx(3 * 2 / 5)
+    assert r["domains"]["y"]["bpb"] == pytest.approx(2 / 1)
+    assert r["overall"]["bpb"] == pytest.approx(4 * 2 / 6)
+    p = (counts + 1) / (counts.sum() + 4)               # add-one smoothing: a 4/8, b 2/8
+    expect_x = -(2 * math.log2(p[1]) + math.log2(p[2])) / 5
+    assert r["domains"]["x"]["unigram_bpb"] == pytest.approx(expect_x)
+    assert unigram_bits([[0, 2]], counts) == pytest.approx([-math.log2(p[2])])
+
+
+def test_trained_model_beats_unigram_on_held_out_text(tiny_run):
+    import json
+    r = json.loads((tiny_run / "eval" / "eval.json").read_text())
+    assert r["overall"]["bpb"] < r["overall"]["unigram_bpb"]
+    assert set(r["domains"]) >= {"code", "prose", "bible"}
