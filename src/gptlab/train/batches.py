@@ -1,21 +1,58 @@
-"""A batch is a pure function of the step: batch(step) = f(seed, step, batch size).
+"""A batch is a pure function of the step: batch(step) = f(seed, step, ramp, skip list).
 
-The packed order is fixed at pack time; here step k takes the next ``batch_size``
-sequences of it. Past the end of an epoch the order is re-permuted with ``seed + epoch``,
-still deterministically, so resuming at any step needs only the step number.
+The packed order is fixed at pack time. Step k consumes the next ``size(k)`` sequences of
+it, where the batch-size ramp sets ``size``; a skip list (written by the stability guard)
+moves the read position past a window of sequences from a given step on. Past the end of
+an epoch the order is re-permuted with ``seed + epoch``, still deterministically. Resuming
+at any step therefore needs only the step, the ramp config and the skip list.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from gptlab.data.pack import PackedData
+
+class BatchSchedule:
+    """Sequences per step: constant, a linear ramp by tokens (GPT-3), or steps (PaLM)."""
+
+    def __init__(self, tcfg, seq_len: int, multiple_of: int = 1):
+        self.tcfg, self.seq_len, self.multiple_of = tcfg, seq_len, multiple_of
+        self._starts = [0]                               # _starts[k] = sequences consumed before step k
+
+    def size(self, step: int) -> int:
+        t = self.tcfg
+        if t.ramp == "steps":
+            i = int(np.searchsorted(np.asarray(t.ramp_steps), step, side="right"))
+            b = t.ramp_batches[i]
+        elif t.ramp == "linear" and t.ramp_tokens > 0:
+            tokens = self.start(step) * self.seq_len
+            frac = min(1.0, tokens / t.ramp_tokens)
+            b = int(t.ramp_start_batch + (t.batch_size - t.ramp_start_batch) * frac)
+        else:
+            b = t.batch_size
+        m = self.multiple_of                             # every data-parallel rank gets a share
+        return max(m, (b // m) * m)
+
+    def start(self, step: int) -> int:
+        while len(self._starts) <= step:
+            k = len(self._starts) - 1
+            self._starts.append(self._starts[k] + self.size(k))
+        return self._starts[step]
 
 
 class Batches:
-    def __init__(self, data: PackedData, batch_size: int, seed: int):
-        self.data, self.batch_size, self.seed = data, batch_size, seed
+    def __init__(self, data, schedule: BatchSchedule, seed: int, skips: list | None = None):
+        self.data, self.schedule, self.seed = data, schedule, seed
+        # [(from_step, n_sequences)]: from that step on, reading starts n sequences later.
+        self.skips: list[tuple[int, int]] = [tuple(s) for s in (skips or [])]
         self._perm_cache: dict[int, np.ndarray] = {}
+
+    def position(self, step: int) -> int:
+        """Index in the global order of the first sequence read at ``step``."""
+        return self.schedule.start(step) + sum(n for s, n in self.skips if step >= s)
+
+    def size(self, step: int) -> int:
+        return self.schedule.size(step)
 
     def _epoch_order(self, epoch: int) -> np.ndarray | None:
         if epoch == 0:
@@ -27,7 +64,8 @@ class Batches:
     def indices(self, step: int) -> np.ndarray:
         """Global sequence indices consumed at ``step``."""
         n = len(self.data)
-        pos = np.arange(step * self.batch_size, (step + 1) * self.batch_size, dtype=np.int64)
+        start = self.position(step)
+        pos = np.arange(start, start + self.size(step), dtype=np.int64)
         epoch, within = pos // n, pos % n
         out = within.copy()
         for e in np.unique(epoch):
@@ -37,7 +75,10 @@ class Batches:
                 out[sel] = order[within[sel]]
         return out
 
-    def get(self, step: int, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-        rows = torch.from_numpy(self.data.sequences(self.indices(step)))
+    def rows(self, indices: np.ndarray, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+        rows = torch.from_numpy(self.data.sequences(indices))
         x, y = rows[:, :-1], rows[:, 1:]
         return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
+    def get(self, step: int, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+        return self.rows(self.indices(step), device)

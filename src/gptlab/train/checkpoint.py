@@ -14,57 +14,84 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, load_model, save_file, save_model
+from safetensors.torch import load_file, save_file
 
 from gptlab.manifest import atomic_write_json, verify, write_manifest
 
 PREFIX = "step-"
 
 
-def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    sd = opt.state_dict()
+def _dedup(sd: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tied weights share storage; safetensors stores each tensor once. Keep the first
+    name and record the others as aliases (HF convention: the tied head is omitted)."""
+    out, aliases, seen = {}, {}, {}
+    for k, v in sd.items():
+        key = (v.untyped_storage().data_ptr(), v.storage_offset(), tuple(v.shape)) if v.numel() else None
+        if key is not None and key in seen:
+            aliases[k] = seen[key]
+            continue
+        if key is not None:
+            seen[key] = k
+        out[k] = v.detach().cpu().contiguous()
+    return out, aliases
+
+
+def save_weights(sd: dict[str, torch.Tensor], path: str | Path) -> None:
+    tensors, aliases = _dedup(sd)
+    save_file(tensors, str(path), metadata={"format": "pt", "aliases": json.dumps(aliases)})
+
+
+def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    from safetensors import safe_open
+    sd = load_file(str(path))
+    with safe_open(str(path), framework="pt") as f:
+        aliases = json.loads((f.metadata() or {}).get("aliases", "{}"))
+    for k, target in aliases.items():
+        sd[k] = sd[target]
+    return sd
+
+
+def _flatten_optimizer(osd: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Optimizer state keyed by parameter name: tensors to safetensors, the rest to JSON."""
     tensors: dict[str, torch.Tensor] = {}
     scalars: dict[str, Any] = {}
-    for idx, st in sd["state"].items():
+    for pname, st in osd["state"].items():
         for k, v in st.items():
             if torch.is_tensor(v):
-                tensors[f"state.{idx}.{k}"] = v.detach().cpu().contiguous()
+                tensors[f"{pname}::{k}"] = v.detach().cpu().contiguous()
             else:
-                scalars[f"{idx}.{k}"] = v
-    groups = [{k: v for k, v in g.items()} for g in sd["param_groups"]]
-    return tensors, {"param_groups": groups, "scalars": scalars}
+                scalars[f"{pname}::{k}"] = v
+    return tensors, {"param_groups": osd["param_groups"], "scalars": scalars}
 
 
-def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-    state: dict[int, dict[str, Any]] = {}
-    for key, v in tensors.items():
-        _, idx, name = key.split(".", 2)
-        state.setdefault(int(idx), {})[name] = v
-    for key, v in meta["scalars"].items():
-        idx, name = key.split(".", 1)
-        state.setdefault(int(idx), {})[name] = v
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    state: dict[str, dict[str, Any]] = {}
+    for key, v in list(tensors.items()) + list(meta["scalars"].items()):
+        pname, name = key.rsplit("::", 1)
+        state.setdefault(pname, {})[name] = v
+    return {"state": state, "param_groups": meta["param_groups"]}
 
 
-def save_checkpoint(folder: str | Path, step: int, model: torch.nn.Module, opt: torch.optim.Optimizer | None,
+def save_checkpoint(folder: str | Path, step: int, model_sd: dict[str, torch.Tensor], optim_sd: dict | None,
                     config: dict[str, Any], extra: dict[str, Any] | None = None,
                     tokenizer_file: str | Path | None = None, keep: int | None = None) -> Path:
+    """Write one checkpoint from full (unsharded) state dicts keyed by parameter name
+    (``gptlab.train.distributed.full_state`` gathers them under FSDP)."""
     folder = Path(folder)
     final = folder / f"{PREFIX}{step:08d}"
     tmp = folder / f".{PREFIX}{step:08d}.tmp"
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    save_model(model, str(tmp / "model.safetensors"))
-    outputs = ["model.safetensors", "state.json", "config.json"]
+    save_weights(model_sd, tmp / "model.safetensors")
+    outputs = ["model.safetensors", "state.json", "config.json", "rng.safetensors"]
     state: dict[str, Any] = {"step": step, **(extra or {})}
     rng = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state()
     save_file(rng, str(tmp / "rng.safetensors"))
-    outputs.append("rng.safetensors")
-    if opt is not None:
-        tensors, meta = _optimizer_tensors(opt)
+    if optim_sd is not None:
+        tensors, meta = _flatten_optimizer(optim_sd)
         save_file(tensors, str(tmp / "optimizer.safetensors"))
         state["optimizer"] = meta
         outputs.append("optimizer.safetensors")
@@ -80,6 +107,16 @@ def save_checkpoint(folder: str | Path, step: int, model: torch.nn.Module, opt: 
     if keep is not None:
         prune(folder, keep)
     return final
+
+
+def save_training_checkpoint(folder, step, model, opt, config, extra=None, tokenizer_file=None,
+                             keep=None, d=None) -> Path | None:
+    """Gather full state (every rank takes part under FSDP); rank 0 writes it."""
+    from gptlab.train.distributed import full_state
+    model_sd, optim_sd = full_state(model, opt, d)
+    if d is not None and not d.is_main:
+        return None
+    return save_checkpoint(folder, step, model_sd, optim_sd, config, extra, tokenizer_file, keep)
 
 
 def list_checkpoints(folder: str | Path) -> list[Path]:
@@ -107,12 +144,18 @@ def latest_valid(folder: str | Path, log=None) -> Path | None:
 
 def load_checkpoint(path: str | Path, model: torch.nn.Module, opt: torch.optim.Optimizer | None = None,
                     restore_rng: bool = True) -> dict[str, Any]:
-    """Load weights (and optimizer/RNG state when given) in place; returns state.json."""
+    """Load weights (and optimizer/RNG state when given) in place; returns state.json.
+    Works for plain, DDP and FSDP-sharded models alike."""
     path = Path(path)
-    missing, unexpected = load_model(model, str(path / "model.safetensors"), strict=True)
     state = json.loads((path / "state.json").read_text())
+    model_sd = load_weights(path / "model.safetensors")
     if opt is not None and "optimizer" in state:
-        _load_optimizer(opt, load_file(str(path / "optimizer.safetensors")), state["optimizer"])
+        from gptlab.train.distributed import load_full_state
+        optim_sd = _unflatten_optimizer(load_file(str(path / "optimizer.safetensors")), state["optimizer"])
+        load_full_state(model, opt, model_sd, optim_sd)
+    else:
+        target = getattr(model, "module", model)
+        target.load_state_dict(model_sd, strict=True)
     if restore_rng and (path / "rng.safetensors").exists():
         rng = load_file(str(path / "rng.safetensors"))
         torch.set_rng_state(rng["torch"])

@@ -30,6 +30,26 @@ class TrainConfig:
     ramp_tokens: int = rng(0, 10**15, default=0)
     ramp_steps: list[int] = field(default_factory=list)
     ramp_batches: list[int] = field(default_factory=list)
+    # Split each step into micro-batches of this many sequences (0 = the whole batch at once).
+    micro_batch_size: int = rng(0, 1_000_000, default=0)
+    wsd_decay_fraction: float = rng(0.0, 1.0, default=0.2)
+    # Distribution under torchrun: ddp or fsdp (FSDP2 fully_shard). Ignored in one process.
+    distributed: str = rng(choices=("ddp", "fsdp"), default="ddp")
+    compile: bool = False
+    activation_checkpointing: bool = False
+    # One flag for bitwise reproducibility on GPU (deterministic kernels, no cuDNN autotuning).
+    deterministic: bool = False
+    # Peak FLOP/s of one device for MFU; 0 = look the device up (known GPUs), else MFU is not logged.
+    peak_tflops: float = rng(0.0, 1e6, default=0.0)
+
+    def check(self) -> None:
+        if self.ramp == "steps":
+            if len(self.ramp_batches) != len(self.ramp_steps) + 1:
+                raise ValueError("ramp_batches: needs one more entry than train.ramp_steps")
+            if self.ramp_steps != sorted(self.ramp_steps):
+                raise ValueError("ramp_steps: boundaries must increase")
+        if self.ramp == "linear" and self.ramp_start_batch > self.batch_size:
+            raise ValueError("ramp_start_batch: larger than train.batch_size")
     device: str = rng(choices=("auto", "cpu", "cuda"), default="auto")
     seed: int = rng(0, 2**31 - 1, default=1337)
     threads: int = rng(0, 1024, default=0)  # 0: leave torch's default

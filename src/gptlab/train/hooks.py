@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +12,23 @@ import torch
 
 @dataclass
 class TrainState:
+    """Everything the loop and its hooks share. Hooks may roll ``step`` back, extend the
+    skip list of ``batches``, or set ``stop`` (with a reason) to end the run."""
     step: int
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
-    tokens_per_step: int
-    history: list[dict[str, Any]] = field(default_factory=list)
+    batches: Any
+    dist: Any
+    device: torch.device
+    scaler: Any
+    autocast: Any
+    lr_at: Any
+    seq_len: int
+    flops_per_token: float = 0.0
+    peak_flops: float | None = None
+    forward: Any = None
+    stop: bool = False
+    stop_reason: str = ""
 
 
 class Hook:
@@ -93,14 +105,18 @@ class ProgressHook(Hook):
 
 
 class CheckpointHook(Hook):
-    def __init__(self, folder: Path, every: int, keep: int, max_steps: int, config: dict, tokenizer_file):
-        self.folder, self.every, self.keep, self.max_steps = folder, every, keep, max_steps
-        self.config, self.tokenizer_file = config, tokenizer_file
+    """Every ``every`` steps and at the end; every rank calls it (FSDP gathers), rank 0 writes."""
 
-    def save(self, state: TrainState) -> Path:
-        from gptlab.train.checkpoint import save_checkpoint
-        return save_checkpoint(self.folder, state.step, state.model, state.optimizer, self.config,
-                               tokenizer_file=self.tokenizer_file, keep=self.keep)
+    def __init__(self, folder: Path, every: int, keep: int, max_steps: int, config: dict, tokenizer_file,
+                 extra=None):
+        self.folder, self.every, self.keep, self.max_steps = folder, every, keep, max_steps
+        self.config, self.tokenizer_file, self.extra = config, tokenizer_file, extra
+
+    def save(self, state: TrainState) -> Path | None:
+        from gptlab.train.checkpoint import save_training_checkpoint
+        extra = self.extra(state) if self.extra else {}
+        return save_training_checkpoint(self.folder, state.step, state.model, state.optimizer, self.config,
+                                        extra, self.tokenizer_file, self.keep, state.dist)
 
     def on_step_end(self, state: TrainState, metrics: dict[str, Any]) -> None:
         if state.step % self.every == 0 or state.step == self.max_steps:

@@ -1,6 +1,8 @@
 """The training loop, in one function, and the `gptlab train` stage around it."""
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -11,30 +13,66 @@ import torch.nn.functional as F
 from gptlab.train.hooks import Hook, TrainState, now
 
 
-def train_loop(state: TrainState, batches, cfg, lr_at, autocast, device, hooks: list[Hook]) -> TrainState:
-    """Read top to bottom: fetch batch(step), forward, backward, clip, step, hooks."""
-    model, opt, tcfg = state.model, state.optimizer, cfg.train
+def lm_loss(logits: torch.Tensor, targets: torch.Tensor, z_coef: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy, plus PaLM's z-loss z_coef·log²Z, which keeps the softmax normaliser
+    near 1 so logits cannot drift upwards (computed in fp32; logged separately)."""
+    logits = logits.float().reshape(-1, logits.size(-1))
+    ce = F.cross_entropy(logits, targets.reshape(-1))
+    if not z_coef:
+        return ce, torch.zeros((), device=logits.device)
+    return ce, z_coef * logits.logsumexp(-1).pow(2).mean()
+
+
+def train_loop(state: TrainState, cfg, hooks: list[Hook]) -> TrainState:
+    """Read top to bottom: batch(step) → forward → backward → clip → step → hooks."""
+    model, opt, tcfg, d = state.model, state.optimizer, cfg.train, state.dist
+    forward = state.forward or model
     model.train()
     for h in hooks:
         h.on_train_start(state)
-    while state.step < tcfg.max_steps:
+    while state.step < tcfg.max_steps and not state.stop:
         t0 = now()
-        x, y = batches.get(state.step, device)          # a pure function of the step
-        lr = lr_at(state.step)
+        global_idx = state.batches.indices(state.step)       # a pure function of the step
+        idx = global_idx[d.rank::d.world]                    # this rank's share
+        lr = state.lr_at(state.step)
         for group in opt.param_groups:
             group["lr"] = lr
-        with autocast:
-            logits = model(x)
-        loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), y.reshape(-1))
-        loss.backward()
+        micro = tcfg.micro_batch_size or len(idx)
+        chunks = [idx[i:i + micro] for i in range(0, len(idx), micro)]
+        ce_sum = z_sum = 0.0
+        max_logit = 0.0
+        for j, chunk in enumerate(chunks):
+            x, y = state.batches.rows(chunk, state.device)
+            last = j == len(chunks) - 1
+            sync = contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync()
+            with sync:
+                with state.autocast:
+                    logits = forward(x)
+                ce, z = lm_loss(logits, y, tcfg.z_loss)
+                w = len(chunk) / len(idx)
+                state.scaler.scale((ce + z) * w).backward()
+            ce_sum += ce.item() * w
+            z_sum += z.item() * w
+            max_logit = max(max_logit, logits.detach().abs().max().item())
+        state.scaler.unscale_(opt)
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip or float("inf"))
-        opt.step()
+        scale_before = state.scaler.get_scale()
+        state.scaler.step(opt)                               # skipped by the scaler on inf/NaN (fp16)
+        state.scaler.update()
         opt.zero_grad(set_to_none=True)
         state.step += 1
         dt = now() - t0
-        metrics: dict[str, Any] = {"step": state.step, "loss": loss.item(), "lr": lr,
-                                   "grad_norm": float(grad_norm), "tokens_per_s": state.tokens_per_step / dt,
-                                   "step_time_s": dt}
+        tokens = len(global_idx) * state.seq_len
+        metrics: dict[str, Any] = {
+            "step": state.step, "loss": d.mean(ce_sum), "z_loss": d.mean(z_sum), "lr": lr,
+            "grad_norm": float(grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm),
+            "batch_size": len(global_idx), "tokens_per_s": tokens / dt, "step_time_s": dt,
+            "max_logit": max_logit, "data_position": state.batches.position(state.step - 1)}
+        if state.scaler.is_enabled():
+            metrics["loss_scale"] = state.scaler.get_scale()
+            metrics["skipped_step"] = int(state.scaler.get_scale() < scale_before)
+        if state.peak_flops:
+            metrics["mfu"] = state.flops_per_token * tokens / dt / (state.peak_flops * d.world)
         for h in hooks:
             h.on_step_end(state, metrics)
     for h in hooks:
@@ -52,34 +90,62 @@ def resolve_data_dir(path: str | Path) -> Path:
     raise FileNotFoundError(f"{p}: not a packed data folder (no index.json; run `gptlab data pack`)")
 
 
+PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 125.0, "L4": 121.0}
+
+
+def peak_flops(tcfg, device: torch.device) -> float | None:
+    """Dense bf16 peak of one device, for MFU. CPUs have no table entry: set train.peak_tflops."""
+    if tcfg.peak_tflops:
+        return tcfg.peak_tflops * 1e12
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        for k, v in PEAK_TFLOPS.items():
+            if k in name:
+                return v * 1e12
+    return None
+
+
+def set_determinism(on: bool) -> None:
+    """The GPU switches for bitwise-reproducible training, behind one flag (train.deterministic).
+    CPU training here is already deterministic for a fixed thread count."""
+    if not on:
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+
+
 def run_train(cfg, data_dir: str | Path, out_dir: str | Path, resume: bool = True,
-              tokenizer_file: str | Path | None = None, eval_fn=None) -> dict:
+              tokenizer_file: str | Path | None = None, eval_fn=None, extra_hooks: list[Hook] = ()) -> dict:
     """`gptlab train`: build the model for the data, resume if asked, train to max_steps."""
-    from gptlab.config import to_dict
+    from gptlab.config import ConfigError, to_dict, to_toml
     from gptlab.console import log
     from gptlab.data.pack import PackedData
     from gptlab.manifest import atomic_write, is_complete, read_manifest, stage_key, write_manifest
-    from gptlab.config import to_toml
     from gptlab.model import GPT
-    from gptlab.train.batches import Batches
+    from gptlab.train import distributed
+    from gptlab.train.batches import Batches, BatchSchedule
     from gptlab.train.checkpoint import latest_valid, list_checkpoints, load_checkpoint
     from gptlab.train.hooks import CheckpointHook, EvalHook, MetricsHook, ProgressHook
-    from gptlab.train.optim import build_optimizer, cosine_lr
+    from gptlab.train.optim import build_optimizer, lr_schedule
     from gptlab.train.precision import autocast, resolve_device, resolve_precision
 
     data_dir = resolve_data_dir(data_dir)
     out = Path(out_dir)
     data = PackedData(data_dir)
-    mcfg = cfg.model
+    mcfg, tcfg = cfg.model, cfg.train
     if mcfg.vocab_size is None:
         mcfg.vocab_size = data.vocab_size
     if mcfg.block_size is None:
         mcfg.block_size = data.seq_len
     if mcfg.vocab_size < data.vocab_size:
-        raise ValueError(f"model.vocab_size={mcfg.vocab_size} is smaller than the data's {data.vocab_size}")
+        raise ConfigError(f"model.vocab_size: {mcfg.vocab_size} is smaller than the data's {data.vocab_size}")
     if mcfg.block_size < data.seq_len:
-        raise ValueError(f"model.block_size={mcfg.block_size} is shorter than the data's seq_len {data.seq_len}")
-    key = stage_key({"model": to_dict(mcfg), "train": to_dict(cfg.train)}, upstream=[data_dir])
+        raise ConfigError(f"model.block_size: {mcfg.block_size} is shorter than the data's seq_len {data.seq_len}")
+    key = stage_key({"model": to_dict(mcfg), "train": to_dict(tcfg)}, upstream=[data_dir])
     if is_complete(out, key):
         log(f"train: complete, skipping ({out})")
         return read_manifest(out)["summary"]
@@ -87,50 +153,84 @@ def run_train(cfg, data_dir: str | Path, out_dir: str | Path, resume: bool = Tru
         cand = data_dir.parent / "tokenizer" / "tokenizer.json"
         tokenizer_file = cand if cand.exists() else None
 
-    tcfg = cfg.train
+    d = distributed.setup(tcfg.distributed)
     if tcfg.threads:
         torch.set_num_threads(tcfg.threads)
-    device = resolve_device(tcfg.device)
+    set_determinism(tcfg.deterministic)
+    device = distributed.device_for(d, resolve_device(tcfg.device))
     precision = resolve_precision(tcfg.precision, device)
     torch.manual_seed(tcfg.seed)
-    model = GPT(mcfg).to(device)
+    raw = GPT(mcfg).to(device)
+    flops_per_token = raw.flops_per_token()
+    if tcfg.activation_checkpointing:
+        from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import apply_activation_checkpointing
+        blocks = set(map(id, distributed.blocks_of(raw)))
+        apply_activation_checkpointing(raw, check_fn=lambda m: id(m) in blocks)
+    model = distributed.wrap(raw, d, device)
     opt = build_optimizer(model, tcfg)
-    step = 0
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    schedule = BatchSchedule(tcfg, data.seq_len, multiple_of=d.world)
+    step, skips = 0, []
     ckpt_dir = out / "checkpoints"
     if resume and list_checkpoints(ckpt_dir):
         ckpt = latest_valid(ckpt_dir, log=log)
         if ckpt is None:
             log("[yellow]train: no checkpoint verifies; starting from scratch")
         else:
-            step = load_checkpoint(ckpt, model, opt)["step"]
+            st = json.loads((ckpt / "state.json").read_text())
+            if st.get("config_key") not in (None, key):
+                raise ConfigError(f"{ckpt}: written with a different model/train config; gptlab does not "
+                                  "change hyperparameters mid-run (use a new --out, or the original config)")
+            st = load_checkpoint(ckpt, model, opt)
+            step, skips = st["step"], st.get("skips", [])
+            if "scaler" in st and scaler.is_enabled():
+                scaler.load_state_dict(st["scaler"])
             log(f"train: resumed from {ckpt.name} (step {step})")
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / "config.toml", to_toml(cfg))
-    log(f"train: {model.num_params() / 1e6:.2f}M params (non-embedding), {precision} on {device}, "
-        f"{tcfg.max_steps} steps × {tcfg.batch_size} × {data.seq_len} tokens")
-    state = TrainState(step=step, model=model, optimizer=opt, tokens_per_step=tcfg.batch_size * data.seq_len)
-    metrics = MetricsHook(out, tensorboard=os.environ.get("GPTLAB_TENSORBOARD", "1") != "0")
+    batches = Batches(data, schedule, tcfg.seed, skips)
+    if d.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write(out / "config.toml", to_toml(cfg))
+        log(f"train: {raw.num_params() / 1e6:.2f}M params (non-embedding), {precision} on {device}"
+            f"{f' × {d.world} ranks ({d.mode})' if d.world > 1 else ''}, {tcfg.max_steps} steps × "
+            f"{tcfg.batch_size} × {data.seq_len} tokens")
+    state = TrainState(step=step, model=model, optimizer=opt, batches=batches, dist=d, device=device,
+                       scaler=scaler, autocast=autocast(precision, device), lr_at=lr_schedule(tcfg),
+                       seq_len=data.seq_len, flops_per_token=flops_per_token,
+                       peak_flops=peak_flops(tcfg, device),
+                       forward=torch.compile(model) if tcfg.compile else None)
+
+    def extra(s: TrainState) -> dict[str, Any]:
+        return {"config_key": key, "data_position": s.batches.position(s.step), "skips": s.batches.skips,
+                "batch_size": s.batches.size(s.step),
+                **({"scaler": s.scaler.state_dict()} if s.scaler.is_enabled() else {})}
+
+    metrics = MetricsHook(out, tensorboard=os.environ.get("GPTLAB_TENSORBOARD", "1") != "0") if d.is_main else None
     hooks: list[Hook] = []
-    if eval_fn is not None and tcfg.eval_every:
+    if eval_fn is not None and tcfg.eval_every and d.is_main:
         hooks.append(EvalHook(tcfg.eval_every, eval_fn, metrics))
-    hooks += [metrics, ProgressHook(tcfg.max_steps, tcfg.log_every),
-              CheckpointHook(ckpt_dir, tcfg.checkpoint_every, tcfg.keep_checkpoints, tcfg.max_steps,
-                             to_dict(cfg), tokenizer_file)]
-    t0 = now()
-    start_step = step
-    train_loop(state, Batches(data, tcfg.batch_size, tcfg.seed), cfg, lambda s: cosine_lr(s, tcfg),
-               autocast(precision, device), device, hooks)
+    hooks += list(extra_hooks)
+    if d.is_main:
+        hooks += [metrics, ProgressHook(tcfg.max_steps, tcfg.log_every)]
+    hooks.append(CheckpointHook(ckpt_dir, tcfg.checkpoint_every, tcfg.keep_checkpoints, tcfg.max_steps,
+                                to_dict(cfg), tokenizer_file, extra))
+    t0, start_step = now(), step
+    train_loop(state, cfg, hooks)
     elapsed = now() - t0
+    distributed.cleanup(d)
+    if not d.is_main:
+        return {}
     final = latest_valid(ckpt_dir)
-    import json
-    losses = [json.loads(l)["loss"] for l in (out / "metrics.jsonl").read_text().splitlines()]
+    losses = [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     summary = {"steps": state.step, "first_loss": losses[0], "final_loss": sum(losses[-10:]) / len(losses[-10:]),
-               "params": model.num_params(), "precision": precision, "device": str(device),
-               "tokens": state.step * state.tokens_per_step,
-               "tokens_per_s": (state.step - start_step) * state.tokens_per_step / max(elapsed, 1e-9),
-               "checkpoint": str(final.relative_to(out)) if final else None}
-    outputs = ["metrics.jsonl", "config.toml"] + [str(p.relative_to(out)) for p in final.iterdir()
-                                                   if p.is_file()]
+               "params": raw.num_params(), "precision": precision, "device": str(device), "world": d.world,
+               "tokens": batches.position(state.step) * data.seq_len if state.step else 0,
+               "tokens_per_s": (batches.position(state.step) - batches.position(start_step)) * data.seq_len
+               / max(elapsed, 1e-9), "checkpoint": str(final.relative_to(out)) if final else None}
+    if state.stop:
+        log(f"[red]train: stopped early at step {state.step}: {state.stop_reason}")
+        summary["stopped"] = state.stop_reason
+        return summary
+    outputs = ["metrics.jsonl", "config.toml"] + [str(p.relative_to(out)) for p in final.iterdir() if p.is_file()]
     write_manifest(out, stage="train", key=key, outputs=outputs, config=to_dict(cfg), summary=summary)
     log(f"train: loss {summary['first_loss']:.3f} → {summary['final_loss']:.3f} in {state.step} steps "
         f"({summary['tokens_per_s']:.0f} tok/s) → {out}")

@@ -1,4 +1,4 @@
-"""Optimizer construction and the learning-rate schedule."""
+"""Optimizers (AdamW, PaLM's Adafactor) and learning-rate schedules."""
 from __future__ import annotations
 
 import math
@@ -8,7 +8,7 @@ from torch import nn
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """AdamW groups: decay the matmul weights only, never norms, biases or embeddings."""
+    """Decay the matmul weights only, never norms, biases or embeddings."""
     decay, no_decay = [], []
     seen: set[int] = set()
     for name, p in model.named_parameters():
@@ -21,16 +21,111 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
             {"params": no_decay, "weight_decay": 0.0}]
 
 
+class Adafactor(torch.optim.Optimizer):
+    """PaLM's optimizer, written as the t5x Adafactor update (not torch.optim.Adafactor).
+
+    Per parameter, at step k (1-based):
+      β2_k = 1 − k^−0.8;  v = β2_k·v + (1 − β2_k)·(g² + 1e-30)      unfactored second moment
+      u = g / √v;  u /= max(1, RMS(u) / clip)                          update clipping (1.0)
+      m = β1·m + (1 − β1)·lr·max(RMS(p), 1e-3)·u                       momentum on the scaled update
+      p = (1 − wd·lr^2)·p − m                                          decoupled decay, rate lr² (PaLM)
+    ``weight_decay`` multiplies lr²: PaLM is weight_decay = 1.
+    """
+
+    def __init__(self, params, lr: float = 1e-2, beta1: float = 0.9, decay_exponent: float = 0.8,
+                 clip_threshold: float = 1.0, eps1: float = 1e-30, eps2: float = 1e-3,
+                 weight_decay: float = 0.0, weight_decay_lr_exponent: float = 2.0):
+        defaults = dict(lr=lr, beta1=beta1, decay_exponent=decay_exponent, clip_threshold=clip_threshold,
+                        eps1=eps1, eps2=eps2, weight_decay=weight_decay,
+                        weight_decay_lr_exponent=weight_decay_lr_exponent)
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            lr = group["lr"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad.float()
+                st = self.state[p]
+                if not st:
+                    st["step"] = torch.zeros((), dtype=torch.float32)
+                    st["v"] = torch.zeros_like(g)
+                    st["m"] = torch.zeros_like(g)
+                st["step"] += 1
+                k = st["step"].item()
+                beta2 = 1.0 - k ** (-group["decay_exponent"])
+                v = st["v"]
+                v.mul_(beta2).add_(g * g + group["eps1"], alpha=1.0 - beta2)
+                u = g / v.sqrt()
+                rms_u = u.pow(2).mean().sqrt()
+                u.div_(torch.clamp(rms_u / group["clip_threshold"], min=1.0))
+                pf = p.float()
+                scale = lr * torch.clamp(pf.pow(2).mean().sqrt(), min=group["eps2"])
+                m = st["m"]
+                m.mul_(group["beta1"]).add_(u * scale, alpha=1.0 - group["beta1"])
+                if group["weight_decay"]:
+                    pf = pf * (1.0 - group["weight_decay"] * lr ** group["weight_decay_lr_exponent"])
+                p.copy_((pf - m).to(p.dtype))
+        return loss
+
+
 def build_optimizer(model: nn.Module, tcfg) -> torch.optim.Optimizer:
+    if tcfg.optimizer == "adafactor":
+        return Adafactor(param_groups(model, tcfg.weight_decay), lr=tcfg.lr, beta1=tcfg.beta1,
+                         weight_decay=tcfg.weight_decay)
     return torch.optim.AdamW(param_groups(model, tcfg.weight_decay), lr=tcfg.lr,
                              betas=(tcfg.beta1, tcfg.beta2), eps=1e-8, foreach=False)
 
 
+# ----------------------------------------------------------------------------- schedules
+
+def _warmup(step: int, tcfg) -> float | None:
+    if tcfg.warmup_steps and step < tcfg.warmup_steps:
+        return tcfg.lr * (step + 1) / tcfg.warmup_steps
+    return None
+
+
 def cosine_lr(step: int, tcfg) -> float:
     """Linear warmup, then cosine decay to ``min_lr_ratio`` of the peak (GPT-3)."""
+    w = _warmup(step, tcfg)
+    if w is not None:
+        return w
     peak, floor = tcfg.lr, tcfg.lr * tcfg.min_lr_ratio
-    if tcfg.warmup_steps and step < tcfg.warmup_steps:
-        return peak * (step + 1) / tcfg.warmup_steps
     span = max(1, tcfg.max_steps - tcfg.warmup_steps)
     progress = min(1.0, (step - tcfg.warmup_steps) / span)
     return floor + 0.5 * (peak - floor) * (1 + math.cos(math.pi * progress))
+
+
+def rsqrt_lr(step: int, tcfg) -> float:
+    """PaLM / T5: constant ``lr`` for ``warmup_steps`` steps, then ∝ 1/√k.
+    With lr = 1e-2 and 10k warmup steps this is exactly 1/√max(k, 10⁴)."""
+    k = max(step + 1, tcfg.warmup_steps, 1)
+    return tcfg.lr * math.sqrt(max(tcfg.warmup_steps, 1) / k)
+
+
+def wsd_lr(step: int, tcfg) -> float:
+    """Warmup-stable-decay: linear warmup, flat, then a linear decay over the last fraction."""
+    w = _warmup(step, tcfg)
+    if w is not None:
+        return w
+    decay_start = int(tcfg.max_steps * (1 - tcfg.wsd_decay_fraction))
+    if step < decay_start:
+        return tcfg.lr
+    frac = (step - decay_start) / max(1, tcfg.max_steps - decay_start)
+    return tcfg.lr * (1 - frac * (1 - tcfg.min_lr_ratio))
+
+
+def constant_lr(step: int, tcfg) -> float:
+    w = _warmup(step, tcfg)
+    return tcfg.lr if w is None else w
+
+
+SCHEDULES = {"cosine": cosine_lr, "rsqrt": rsqrt_lr, "wsd": wsd_lr, "constant": constant_lr}
+
+
+def lr_schedule(tcfg):
+    fn = SCHEDULES[tcfg.schedule]
+    return lambda step: fn(step, tcfg)
