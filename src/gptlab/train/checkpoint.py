@@ -36,8 +36,29 @@ def _dedup(sd: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[s
     return out, aliases
 
 
-def save_weights(sd: dict[str, torch.Tensor], path: str | Path) -> None:
-    tensors, aliases = _dedup(sd)
+def tied_aliases(model: torch.nn.Module) -> dict[str, str]:
+    """{alias: name} for parameters that are one tensor under several names (tied embeddings),
+    with wrapper prefixes (DDP, activation checkpointing, compile) removed."""
+    def clean(n: str) -> str:
+        for w in ("module.", "_orig_mod.", "_checkpoint_wrapped_module.", "_fsdp_wrapped_module."):
+            n = n.replace(w, "")
+        return n
+    first: dict[int, str] = {}
+    aliases = {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        if id(p) in first:
+            aliases[clean(name)] = first[id(p)]
+        else:
+            first[id(p)] = clean(name)
+    return aliases
+
+
+def save_weights(sd: dict[str, torch.Tensor], path: str | Path, aliases: dict[str, str] | None = None) -> None:
+    """Unique tensors to safetensors; aliases (tied names) go to the metadata. Under FSDP the
+    gathered full tensors no longer share storage, so the model's own tie map is passed in."""
+    sd = {k: v for k, v in sd.items() if k not in (aliases or {})}
+    tensors, found = _dedup(sd)
+    aliases = {**(aliases or {}), **found}
     save_file(tensors, str(path), metadata={"format": "pt", "aliases": json.dumps(aliases)})
 
 
@@ -74,7 +95,8 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any])
 
 def save_checkpoint(folder: str | Path, step: int, model_sd: dict[str, torch.Tensor], optim_sd: dict | None,
                     config: dict[str, Any], extra: dict[str, Any] | None = None,
-                    tokenizer_file: str | Path | None = None, keep: int | None = None) -> Path:
+                    tokenizer_file: str | Path | None = None, keep: int | None = None,
+                    aliases: dict[str, str] | None = None) -> Path:
     """Write one checkpoint from full (unsharded) state dicts keyed by parameter name
     (``gptlab.train.distributed.full_state`` gathers them under FSDP)."""
     folder = Path(folder)
@@ -83,7 +105,7 @@ def save_checkpoint(folder: str | Path, step: int, model_sd: dict[str, torch.Ten
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    save_weights(model_sd, tmp / "model.safetensors")
+    save_weights(model_sd, tmp / "model.safetensors", aliases)
     outputs = ["model.safetensors", "state.json", "config.json", "rng.safetensors"]
     state: dict[str, Any] = {"step": step, **(extra or {})}
     rng = {"torch": torch.get_rng_state()}
@@ -116,7 +138,8 @@ def save_training_checkpoint(folder, step, model, opt, config, extra=None, token
     model_sd, optim_sd = full_state(model, opt, d)
     if d is not None and not d.is_main:
         return None
-    return save_checkpoint(folder, step, model_sd, optim_sd, config, extra, tokenizer_file, keep)
+    return save_checkpoint(folder, step, model_sd, optim_sd, config, extra, tokenizer_file, keep,
+                           aliases=tied_aliases(model))
 
 
 def list_checkpoints(folder: str | Path) -> list[Path]:
