@@ -25,6 +25,7 @@ from gptlab.fields import ConfigError, rng  # noqa: F401  (re-exported)
 from gptlab.model.config import ModelConfig
 from gptlab.tokenizer.config import TokenizerConfig
 from gptlab.train.config import TrainConfig
+from gptlab.train.stability_config import StabilityConfig
 
 
 @dataclass
@@ -34,6 +35,7 @@ class RunConfig:
     pack: PackConfig = field(default_factory=PackConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    stability: StabilityConfig = field(default_factory=StabilityConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 

@@ -27,12 +27,16 @@ class TrainState:
     flops_per_token: float = 0.0
     peak_flops: float | None = None
     forward: Any = None
+    vocab_size: int = 0
     stop: bool = False
     stop_reason: str = ""
+    fault: str | None = None             # an injected fault armed for this step (tests, demos)
+    lr_spike_factor: float = 1.0
 
 
 class Hook:
     def on_train_start(self, state: TrainState) -> None: ...
+    def on_step_start(self, state: TrainState) -> None: ...
     def on_step_end(self, state: TrainState, metrics: dict[str, Any]) -> None: ...
     def on_train_end(self, state: TrainState) -> None: ...
 
@@ -119,6 +123,8 @@ class CheckpointHook(Hook):
                                         extra, self.tokenizer_file, self.keep, state.dist)
 
     def on_step_end(self, state: TrainState, metrics: dict[str, Any]) -> None:
+        if state.step != metrics["step"]:
+            return                       # the stability guard just rolled this step back
         if state.step % self.every == 0 or state.step == self.max_steps:
             self.save(state)
 

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from gptlab.train.hooks import Hook, TrainState, now
+from gptlab.train.stability import poison
 
 
 def lm_loss(logits: torch.Tensor, targets: torch.Tensor, z_coef: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -32,9 +33,11 @@ def train_loop(state: TrainState, cfg, hooks: list[Hook]) -> TrainState:
         h.on_train_start(state)
     while state.step < tcfg.max_steps and not state.stop:
         t0 = now()
+        for h in hooks:
+            h.on_step_start(state)
         global_idx = state.batches.indices(state.step)       # a pure function of the step
         idx = global_idx[d.rank::d.world]                    # this rank's share
-        lr = state.lr_at(state.step)
+        lr = state.lr_at(state.step) * (state.lr_spike_factor if state.fault == "lr_spike" else 1.0)
         for group in opt.param_groups:
             group["lr"] = lr
         micro = tcfg.micro_batch_size or len(idx)
@@ -43,13 +46,15 @@ def train_loop(state: TrainState, cfg, hooks: list[Hook]) -> TrainState:
         max_logit = 0.0
         for j, chunk in enumerate(chunks):
             x, y = state.batches.rows(chunk, state.device)
+            if state.fault == "poison":
+                x, y = poison(x, y, state.step, state.vocab_size)
             last = j == len(chunks) - 1
             sync = contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync()
             with sync:
                 with state.autocast:
                     logits = forward(x)
                 ce, z = lm_loss(logits, y, tcfg.z_loss)
-                w = len(chunk) / len(idx)
+                w = len(chunk) / len(idx) * (float("nan") if state.fault == "nan" else 1.0)
                 state.scaler.scale((ce + z) * w).backward()
             ce_sum += ce.item() * w
             z_sum += z.item() * w
@@ -132,6 +137,7 @@ def run_train(cfg, data_dir: str | Path, out_dir: str | Path, resume: bool = Tru
     from gptlab.train.hooks import CheckpointHook, EvalHook, MetricsHook, ProgressHook
     from gptlab.train.optim import build_optimizer, lr_schedule
     from gptlab.train.precision import autocast, resolve_device, resolve_precision
+    from gptlab.train.stability import EventLog, FaultInjector, StabilityGuard
 
     data_dir = resolve_data_dir(data_dir)
     out = Path(out_dir)
@@ -145,7 +151,8 @@ def run_train(cfg, data_dir: str | Path, out_dir: str | Path, resume: bool = Tru
         raise ConfigError(f"model.vocab_size: {mcfg.vocab_size} is smaller than the data's {data.vocab_size}")
     if mcfg.block_size < data.seq_len:
         raise ConfigError(f"model.block_size: {mcfg.block_size} is shorter than the data's seq_len {data.seq_len}")
-    key = stage_key({"model": to_dict(mcfg), "train": to_dict(tcfg)}, upstream=[data_dir])
+    key = stage_key({"model": to_dict(mcfg), "train": to_dict(tcfg), "stability": to_dict(cfg.stability)},
+                    upstream=[data_dir])
     if is_complete(out, key):
         log(f"train: complete, skipping ({out})")
         return read_manifest(out)["summary"]
@@ -196,7 +203,8 @@ def run_train(cfg, data_dir: str | Path, out_dir: str | Path, resume: bool = Tru
     state = TrainState(step=step, model=model, optimizer=opt, batches=batches, dist=d, device=device,
                        scaler=scaler, autocast=autocast(precision, device), lr_at=lr_schedule(tcfg),
                        seq_len=data.seq_len, flops_per_token=flops_per_token,
-                       peak_flops=peak_flops(tcfg, device),
+                       peak_flops=peak_flops(tcfg, device), vocab_size=mcfg.vocab_size,
+                       lr_spike_factor=cfg.stability.lr_spike_factor,
                        forward=torch.compile(model) if tcfg.compile else None)
 
     def extra(s: TrainState) -> dict[str, Any]:
@@ -211,6 +219,11 @@ def run_train(cfg, data_dir: str | Path, out_dir: str | Path, resume: bool = Tru
     hooks += list(extra_hooks)
     if d.is_main:
         hooks += [metrics, ProgressHook(tcfg.max_steps, tcfg.log_every)]
+    events = EventLog(out / "events.jsonl" if d.is_main else None, metrics)
+    if cfg.stability.inject:
+        hooks.insert(0, FaultInjector(cfg.stability.inject, cfg.stability.lr_spike_factor, events))
+    if cfg.stability.enabled:
+        hooks.append(StabilityGuard(cfg.stability, events, ckpt_dir, log))
     hooks.append(CheckpointHook(ckpt_dir, tcfg.checkpoint_every, tcfg.keep_checkpoints, tcfg.max_steps,
                                 to_dict(cfg), tokenizer_file, extra))
     t0, start_step = now(), step

@@ -1,0 +1,236 @@
+"""The stability guard: detect a loss spike, roll back, skip the offending batches, go on.
+
+PaLM's recipe, automated. When a detector confirms a spike whose onset is step s, the
+guard restores the newest snapshot taken at least ``rollback_steps`` before s, adds a
+window of ``skip_batches`` batches to the skip list (so those sequences of the fixed
+global order are never read again), and continues with the hyperparameters unchanged —
+never OPT's mid-flight edits. Snapshots live in an in-memory ring (cheap, frequent);
+after a restart the on-disk checkpoints serve instead. Rollbacks have a budget: past
+``max_rollbacks`` within ``budget_window`` steps the run stops with a report instead of
+looping. Every event goes to ``events.jsonl`` and TensorBoard.
+
+Faults can be injected (``stability.inject=poison@120,lr_spike@300,nan@400``). A fault is
+tied to the *batch* the step reads in the original order, as a bad batch would be: once
+the guard skips that batch, the fault cannot come back.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import statistics
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gptlab.train.hooks import Hook, TrainState
+
+
+# ----------------------------------------------------------------------------- detectors
+
+class RobustSpike:
+    """value > median + k·1.4826·MAD (over a trailing window) and beyond an absolute margin."""
+
+    def __init__(self, name: str, key: str, k: float, window: int, min_delta: float = 0.0,
+                 min_ratio: float = 1.0):
+        self.name, self.key, self.k = name, key, k
+        self.min_delta, self.min_ratio = min_delta, min_ratio
+        self.values: deque[float] = deque(maxlen=window)
+
+    def check(self, m: dict[str, Any]) -> dict | None:
+        v = m.get(self.key)
+        if v is None or not math.isfinite(v) or len(self.values) < max(5, self.values.maxlen // 2):
+            return None
+        med = statistics.median(self.values)
+        mad = statistics.median(abs(x - med) for x in self.values) * 1.4826
+        threshold = max(med + self.k * mad, med + self.min_delta, med * self.min_ratio)
+        if v > threshold:
+            return {"detector": self.name, "value": v, "threshold": threshold, "median": med}
+        return None
+
+    def accept(self, m: dict[str, Any]) -> None:
+        v = m.get(self.key)
+        if v is not None and math.isfinite(v):
+            self.values.append(v)
+
+
+def nonfinite(m: dict[str, Any]) -> dict | None:
+    for key in ("loss", "grad_norm"):
+        if not math.isfinite(m.get(key, 0.0)):
+            return {"detector": f"nonfinite-{key}", "value": str(m[key])}
+    return None
+
+
+# ----------------------------------------------------------------------------- fault injection
+
+def parse_faults(spec: str) -> list[tuple[str, int]]:
+    out = []
+    for item in filter(None, (s.strip() for s in spec.split(","))):
+        kind, _, step = item.partition("@")
+        out.append((kind, int(step)))
+    return out
+
+
+class FaultInjector(Hook):
+    """Arms a fault when the step reads the batch that the original run read at STEP."""
+
+    def __init__(self, spec: str, lr_factor: float, events: "EventLog"):
+        self.faults = parse_faults(spec)
+        self.lr_factor, self.events = lr_factor, events
+        self.targets: dict[int, str] = {}
+
+    def on_train_start(self, state: TrainState) -> None:
+        # Positions in the global order, fixed by the schedule alone (no skips).
+        self.targets = {state.batches.schedule.start(step - 1): kind for kind, step in self.faults}
+
+    def on_step_start(self, state: TrainState) -> None:
+        state.fault = self.targets.get(state.batches.position(state.step))
+        if state.fault:
+            self.events.write({"event": "inject", "fault": state.fault, "step": state.step + 1,
+                               "position": state.batches.position(state.step)})
+
+
+def poison(x: torch.Tensor, y: torch.Tensor, step: int, vocab: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A garbage batch: uniformly random tokens, seeded by the step (so replays match)."""
+    g = torch.Generator().manual_seed(step)
+    return (torch.randint(0, vocab, x.shape, generator=g).to(x.device),
+            torch.randint(0, vocab, y.shape, generator=g).to(y.device))
+
+
+# ----------------------------------------------------------------------------- the guard
+
+class EventLog:
+    def __init__(self, path: Path | None, writer_source=None):
+        self.path, self.writer_source = path, writer_source
+
+    def write(self, event: dict[str, Any]) -> None:
+        if self.path is None:
+            return
+        with open(self.path, "a") as f:
+            f.write(json.dumps(event) + "\n")
+        writer = getattr(self.writer_source, "writer", None) if self.writer_source else None
+        if writer is not None and "step" in event:
+            writer.add_text("stability/events", json.dumps(event), event["step"])
+            if event["event"] == "rollback":
+                writer.add_scalar("stability/rollback_to", event["to_step"], event["step"])
+
+
+class StabilityGuard(Hook):
+    def __init__(self, scfg, events: EventLog, checkpoint_dir: Path | None = None, log=print):
+        self.cfg, self.events, self.checkpoint_dir, self.log = scfg, events, checkpoint_dir, log
+        self.detectors = []
+        if scfg.loss_k:
+            self.detectors.append(RobustSpike("loss-spike", "loss", scfg.loss_k, scfg.window, scfg.loss_min_delta))
+        if scfg.grad_k:
+            self.detectors.append(RobustSpike("grad-spike", "grad_norm", scfg.grad_k, scfg.window,
+                                              min_ratio=scfg.grad_min_ratio))
+        self.ring: deque[dict[str, Any]] = deque()
+        self.rollbacks: list[int] = []
+        self.armed_at = scfg.warmup
+        self.pending: int | None = None          # a spike step we have not yet passed again
+
+    # -- snapshots
+    def _snapshot(self, state: TrainState) -> None:
+        from gptlab.train.distributed import full_state
+        model_sd, optim_sd = full_state(state.model, state.optimizer, state.dist)
+        snap = {"step": state.step, "model": copy.deepcopy(model_sd), "optim": copy.deepcopy(optim_sd),
+                "rng": torch.get_rng_state(), "scaler": copy.deepcopy(state.scaler.state_dict()),
+                "windows": [list(d.values) for d in self.detectors]}
+        self.ring.append(snap)
+        keep = self.cfg.rollback_steps // self.cfg.snapshot_every + 2
+        while len(self.ring) > keep:
+            self.ring.popleft()
+
+    def on_train_start(self, state: TrainState) -> None:
+        self.armed_at = max(self.armed_at, state.step + min(self.cfg.warmup, self.cfg.cooldown))
+        self._snapshot(state)
+
+    def on_step_end(self, state: TrainState, m: dict[str, Any]) -> None:
+        if self.pending is not None and state.step > self.pending and nonfinite(m) is None:
+            self.events.write({"event": "recovered", "step": state.step, "loss": m["loss"],
+                               "spike_step": self.pending})
+            self.pending = None
+        hit = nonfinite(m)
+        if hit is None and state.step > self.armed_at:
+            hit = next((h for h in (d.check(m) for d in self.detectors) if h), None)
+        if hit is None:
+            for d in self.detectors:
+                d.accept(m)
+            if state.step % self.cfg.snapshot_every == 0:
+                self._snapshot(state)
+            return
+        self._recover(state, state.step, hit)
+
+    # -- the policy
+    def _target(self, onset: int) -> dict[str, Any] | None:
+        """The newest snapshot at least rollback_steps before the onset; failing that a disk
+        checkpoint; failing that (a short run) the oldest snapshot before the onset."""
+        wanted = onset - self.cfg.rollback_steps
+        fits = [s for s in self.ring if s["step"] <= wanted]
+        if fits:
+            return fits[-1]
+        disk = self._from_disk(wanted)
+        if disk is not None:
+            return disk
+        older = [s for s in self.ring if s["step"] < onset]
+        return older[0] if older else None
+
+    def _from_disk(self, wanted: int) -> dict[str, Any] | None:
+        from safetensors.torch import load_file
+        from gptlab.manifest import verify
+        from gptlab.train.checkpoint import _unflatten_optimizer, list_checkpoints, load_weights
+        for ck in reversed(list_checkpoints(self.checkpoint_dir) if self.checkpoint_dir else []):
+            st = json.loads((ck / "state.json").read_text())
+            if st["step"] <= wanted and verify(ck)[0]:
+                rng = load_file(str(ck / "rng.safetensors"))["torch"]
+                return {"step": st["step"], "model": load_weights(ck / "model.safetensors"),
+                        "optim": _unflatten_optimizer(load_file(str(ck / "optimizer.safetensors")), st["optimizer"]),
+                        "rng": rng, "scaler": st.get("scaler"), "windows": None, "source": ck.name}
+        return None
+
+    def _recover(self, state: TrainState, step: int, hit: dict[str, Any]) -> None:
+        from gptlab.train.distributed import load_full_state
+        c = self.cfg
+        self.events.write({"event": "detect", "step": step, **hit})
+        self.rollbacks = [s for s in self.rollbacks if s > step - c.budget_window] + [step]
+        if len(self.rollbacks) > c.max_rollbacks:
+            state.stop = True
+            state.stop_reason = (f"{len(self.rollbacks)} spikes within {c.budget_window} steps "
+                                 f"(budget {c.max_rollbacks}); last: {hit['detector']} at step {step}")
+            self.events.write({"event": "budget-exhausted", "step": step, "reason": state.stop_reason})
+            return
+        target = self._target(step)
+        if target is None:
+            state.stop = True
+            state.stop_reason = f"spike at step {step} and no snapshot or checkpoint to roll back to"
+            self.events.write({"event": "no-rollback-target", "step": step})
+            return
+        load_full_state(state.model, state.optimizer, target["model"], target["optim"])
+        torch.set_rng_state(target["rng"])
+        if target.get("scaler") and state.scaler.is_enabled():
+            state.scaler.load_state_dict(target["scaler"])
+        if target.get("windows") is not None:
+            for d, vals in zip(self.detectors, target["windows"]):
+                d.values.clear()
+                d.values.extend(vals)
+        to_step = target["step"]
+        # The skipped window: skip_batches batches starting skip_lead batches before the onset
+        # (by default right at the rollback point, as PaLM did).
+        start = to_step if c.skip_lead < 0 else max(to_step, step - 1 - c.skip_lead)
+        b = state.batches
+        first = b.position(start)
+        n_seq = b.schedule.start(start + c.skip_batches) - b.schedule.start(start)
+        b.skips.append((start, n_seq))
+        state.step = to_step
+        self.ring = deque(s for s in self.ring if s["step"] <= to_step)
+        self.armed_at = to_step + c.cooldown
+        self.pending = step
+        self.events.write({"event": "rollback", "step": step, "to_step": to_step,
+                           "source": target.get("source", "memory"), "detector": hit["detector"]})
+        self.events.write({"event": "skip", "step": step, "from_step": start, "batches": c.skip_batches,
+                           "sequences": [first, first + n_seq],
+                           "why": f"batches read from step {start + 1} on were seen before or during the spike"})
+        self.log(f"[yellow]stability: {hit['detector']} at step {step}; rolled back to step {to_step}, "
+                 f"skipping {c.skip_batches} batches (sequences {first}..{first + n_seq - 1})")
