@@ -62,8 +62,8 @@ class Adapter:
     def to_hf(self, sd: StateDict, cfg: ModelConfig, skip: tuple[str, ...] = ()) -> StateDict:
         """Native state dict -> HF state dict. ``skip`` names transforms to leave out (tests only)."""
         sd = dict(sd)
-        if cfg.tie_embeddings:
-            sd.pop("lm_head.weight", None)
+        if cfg.tie_embeddings and not self._folds_scale(cfg):
+            sd.pop("lm_head.weight", None)   # HF re-ties it to the input embedding
         for t in self.export_transforms(cfg):
             if t.name not in skip:
                 sd = t.to_hf(sd, cfg)

@@ -150,7 +150,7 @@ rope_half_to_interleaved = Transform("rope_half_to_interleaved", _permute_qk(hal
 def _fold_scale(sd: StateDict, cfg: ModelConfig) -> StateDict:
     # logits * s == x @ (s * W)^T: an untied head absorbs the scale exactly. The HF model is
     # then exported untied, since the input embedding must stay unscaled.
-    sd["lm_head.weight"] = sd.get("lm_head.weight", sd["embed_tokens.weight"]) * cfg.logit_multiplier
+    sd["lm_head.weight"] = sd["lm_head.weight"] * cfg.logit_multiplier
     return sd
 
 
