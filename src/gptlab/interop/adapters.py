@@ -153,13 +153,7 @@ GPT2 = Adapter(
         n_head=c.n_head, n_inner=c.ffn_hidden, activation_function=_GPT2_ACT[c.mlp],
         layer_norm_epsilon=c.norm_eps, resid_pdrop=c.dropout, embd_pdrop=c.dropout, attn_pdrop=c.dropout,
         tie_word_embeddings=c.tie_embeddings, **_ids(special)),
-    native_config=lambda h: _refuse_if(h, "GPT2LMHeadModel", [
-        ("scale_attn_by_inverse_layer_idx", True), ("scale_attn_weights", False)]) or dict(
-        position="learned", norm="layernorm", norm_bias=True, bias=True, n_layer=h.n_layer, n_head=h.n_head,
-        n_embd=h.n_embd, block_size=h.n_positions, vocab_size=h.vocab_size,
-        mlp=_hidden_act(h.activation_function, _GPT2_ACT, "GPT2LMHeadModel"),
-        ffn_rule="explicit", ffn_size=h.n_inner or 4 * h.n_embd, ffn_multiple_of=1,
-        norm_eps=h.layer_norm_epsilon, tie_embeddings=h.tie_word_embeddings),
+    native_config=lambda h: _gpt2_native(h),
     transforms=lambda c: [fuse_qkv_contiguous, conv1d_transpose],
 )
 
@@ -168,7 +162,15 @@ def _refuse_if(h, arch: str, pairs: list[tuple[str, Any]]) -> None:
     for key, bad in pairs:
         if getattr(h, key, None) == bad:
             raise ValueError(f"{arch}: config {key}={bad!r} has no gptlab equivalent")
-    return None
+
+
+def _gpt2_native(h) -> dict:
+    _refuse_if(h, "GPT2LMHeadModel", [("scale_attn_by_inverse_layer_idx", True), ("scale_attn_weights", False)])
+    return dict(position="learned", norm="layernorm", norm_bias=True, bias=True, n_layer=h.n_layer,
+                n_head=h.n_head, n_embd=h.n_embd, block_size=h.n_positions, vocab_size=h.vocab_size,
+                mlp=_hidden_act(h.activation_function, _GPT2_ACT, "GPT2LMHeadModel"),
+                ffn_rule="explicit", ffn_size=h.n_inner or 4 * h.n_embd, ffn_multiple_of=1,
+                norm_eps=h.layer_norm_epsilon, tie_embeddings=h.tie_word_embeddings)
 
 
 # ----------------------------------------------------------------------------- OPT
@@ -206,13 +208,13 @@ OPT = Adapter(
         word_embed_proj_dim=c.n_embd, activation_function=_OPT_ACT[c.mlp], enable_bias=c.bias,
         layer_norm_elementwise_affine=True, dropout=c.dropout, attention_dropout=c.dropout,
         tie_word_embeddings=c.tie_embeddings, **_ids(special)),
-    native_config=lambda h: _refuse_if(h, "OPTForCausalLM", [
-        ("do_layer_norm_before", False), ("layer_norm_elementwise_affine", False)]) or _opt_native(h),
+    native_config=lambda h: _opt_native(h),
     transforms=lambda c: [opt_position_offset],
 )
 
 
 def _opt_native(h) -> dict:
+    _refuse_if(h, "OPTForCausalLM", [("do_layer_norm_before", False), ("layer_norm_elementwise_affine", False)])
     if h.word_embed_proj_dim != h.hidden_size:
         raise ValueError("OPTForCausalLM: word_embed_proj_dim != hidden_size (project_in/out) "
                          "has no gptlab equivalent")
@@ -256,14 +258,18 @@ BLOOM = Adapter(
         layer_norm_epsilon=c.norm_eps, hidden_dropout=c.dropout, attention_dropout=c.dropout,
         apply_residual_connection_post_layernorm=False, pretraining_tp=1, slow_but_exact=False,
         tie_word_embeddings=c.tie_embeddings, **_ids(special)),
-    native_config=lambda h: _refuse_if(h, "BloomForCausalLM", [
-        ("apply_residual_connection_post_layernorm", True)]) or dict(
-        position="alibi", embed_norm=True, norm="layernorm", norm_bias=True, bias=True, mlp="gelu_tanh",
-        ffn_rule="ratio", mlp_ratio=4.0, ffn_multiple_of=1, n_layer=h.n_layer, n_head=h.n_head,
-        n_embd=h.hidden_size, vocab_size=h.vocab_size, norm_eps=h.layer_norm_epsilon,
-        tie_embeddings=h.tie_word_embeddings),
+    native_config=lambda h: _bloom_native(h),
     transforms=lambda c: [fuse_qkv_per_head],
 )
+
+
+def _bloom_native(h) -> dict:
+    _refuse_if(h, "BloomForCausalLM", [("apply_residual_connection_post_layernorm", True)])
+    # No block_size: ALiBi has no position table, so the importer picks the context length.
+    return dict(position="alibi", embed_norm=True, norm="layernorm", norm_bias=True, bias=True, mlp="gelu_tanh",
+                ffn_rule="ratio", mlp_ratio=4.0, ffn_multiple_of=1, n_layer=h.n_layer, n_head=h.n_head,
+                n_embd=h.hidden_size, vocab_size=h.vocab_size, norm_eps=h.layer_norm_epsilon,
+                tie_embeddings=h.tie_word_embeddings)
 
 
 # ----------------------------------------------------------------------------- Llama and Cohere
