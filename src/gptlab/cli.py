@@ -59,6 +59,31 @@ def cmd_report(args) -> None:
     print(write_report(args.run, args.out))
 
 
+def cmd_export(args) -> None:
+    from gptlab.interop import export_hf
+    print(export_hf(args.checkpoint, args.out, arch=args.arch))
+
+
+def cmd_import(args) -> None:
+    from gptlab.interop import import_hf
+    print(import_hf(args.input, args.out, block_size=args.block_size))
+
+
+def _add_interop(sub) -> None:
+    p = sub.add_parser("export", help="write a checkpoint as a Hugging Face model folder")
+    p.add_argument("--format", choices=("hf",), default="hf")
+    p.add_argument("--checkpoint", required=True, help="a checkpoint, training or run folder")
+    p.add_argument("--out", required=True)
+    p.add_argument("--arch", help="force a target: gpt2, opt, bloom, llama or cohere (default: the exact match)")
+    p.set_defaults(fn=cmd_export)
+    p = sub.add_parser("import", help="read a local Hugging Face model folder into a gptlab checkpoint")
+    p.add_argument("--format", choices=("hf",), default="hf")
+    p.add_argument("--input", required=True, help="a folder with config.json and model.safetensors")
+    p.add_argument("--out", required=True)
+    p.add_argument("--block-size", type=int, help="context length, for architectures that store none (BLOOM)")
+    p.set_defaults(fn=cmd_import)
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="gptlab", description="Pretrain GPT-style models the way that worked.")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -115,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run")
     p.add_argument("--out")
     p.set_defaults(fn=cmd_report)
+
+    _add_interop(sub)
     return ap
 
 

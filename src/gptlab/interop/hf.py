@@ -1,0 +1,182 @@
+"""Hugging Face export and import: `gptlab export --format hf` and `gptlab import --format hf`.
+
+An export folder holds model.safetensors, config.json and the tokenizer files, and loads
+offline with ``AutoModelForCausalLM.from_pretrained(DIR)``. An import folder is a gptlab
+checkpoint (model.safetensors, config.json, state.json, tokenizer.json, manifest) that
+``gptlab.load_model`` reads. Both are written under a temporary name and renamed, so a
+folder with the final name is whole. Weights are read and written with safetensors only.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import torch
+
+from gptlab.interop.adapters import ADAPTERS, Adapter, pick_adapter, zero_fill
+from gptlab.interop.errors import ExportRefused
+from gptlab.model import GPT, ModelConfig
+
+_CONFIG_CLASS = {"GPT2LMHeadModel": "GPT2Config", "OPTForCausalLM": "OPTConfig",
+                 "BloomForCausalLM": "BloomConfig", "LlamaForCausalLM": "LlamaConfig",
+                 "CohereForCausalLM": "CohereConfig"}
+
+
+def _transformers():
+    try:
+        import transformers
+    except ImportError:
+        raise ExportRefused("Hugging Face interop needs transformers: pip install 'gptlab[hf]'") from None
+    return transformers
+
+
+def build_hf_config(adapter: Adapter, cfg: ModelConfig, special: dict | None = None, **overrides):
+    tf = _transformers()
+    kwargs = adapter.hf_config(adapter.config_for_export(cfg), special or {})
+    kwargs.update(overrides)
+    hf_cfg = getattr(tf, _CONFIG_CLASS[adapter.arch])(**kwargs)
+    hf_cfg.architectures = [adapter.arch]
+    return hf_cfg
+
+
+@torch.no_grad()
+def to_hf_model(model: GPT, arch: str | None = None, special: dict | None = None,
+                skip: tuple[str, ...] = (), config_overrides: dict | None = None):
+    """An in-memory HF model computing the same logits as ``model`` (fp32, eval mode).
+
+    ``skip`` and ``config_overrides`` exist for the negative-control tests."""
+    tf = _transformers()
+    cfg = model.config
+    adapter = pick_adapter(cfg, arch)
+    hf_cfg = build_hf_config(adapter, cfg, special, **(config_overrides or {}))
+    hf = getattr(tf, adapter.arch)(hf_cfg).float()
+    sd = {k: v.detach().float().cpu() for k, v in model.state_dict().items()}
+    hf_sd = adapter.to_hf(sd, cfg, skip=skip)
+    expected = hf.state_dict()
+    if hf_cfg.tie_word_embeddings and "lm_head.weight" in expected and "lm_head.weight" not in hf_sd:
+        # A tied HF head is the same tensor as the input embedding; give load_state_dict both names.
+        hf_sd["lm_head.weight"] = hf_sd[adapter.keys["embed_tokens.weight"]]
+    hf_sd = zero_fill(hf_sd, expected)
+    hf.load_state_dict(hf_sd, strict=True)
+    return hf.eval()
+
+
+@torch.no_grad()
+def from_hf_model(hf, block_size: int | None = None) -> GPT:
+    """A gptlab GPT computing the same logits as the HF model ``hf``."""
+    h = hf.config
+    arch = (getattr(h, "architectures", None) or [type(hf).__name__])[0]
+    if arch not in ADAPTERS:
+        raise ExportRefused(f"{arch}: no gptlab adapter (supported: {', '.join(ADAPTERS)})")
+    adapter = ADAPTERS[arch]
+    try:
+        fields = adapter.native_config(h)
+    except ValueError as e:
+        raise ExportRefused(str(e)) from None
+    if fields.get("block_size") is None:
+        fields["block_size"] = block_size or 2048   # BLOOM stores no context length (ALiBi has none)
+    elif block_size:
+        fields["block_size"] = block_size
+    fields["dropout"] = 0.0
+    cfg = ModelConfig(**fields)
+    cfg.check()
+    sd = adapter.from_hf({k: v.detach().float().cpu() for k, v in hf.state_dict().items()}, cfg)
+    model = GPT(cfg)
+    model.load_state_dict(sd, strict=True)
+    return model.eval()
+
+
+# ----------------------------------------------------------------------------- tokenizer
+
+def _special_ids(tokenizer_file: Path | None) -> dict:
+    if tokenizer_file is None or not tokenizer_file.exists():
+        return {}
+    from gptlab.tokenizer import eos_id, load_tokenizer
+    eos = eos_id(load_tokenizer(tokenizer_file))
+    return {"bos": eos, "eos": eos, "pad": eos}   # one end-of-text token separates packed documents
+
+
+def _save_tokenizer(tokenizer_file: Path, out: Path) -> None:
+    from transformers import PreTrainedTokenizerFast
+
+    from gptlab.tokenizer import EOS
+    tok = PreTrainedTokenizerFast(tokenizer_file=str(tokenizer_file), bos_token=EOS, eos_token=EOS,
+                                  unk_token=EOS, pad_token=EOS)
+    tok.save_pretrained(str(out))
+
+
+def _fresh_tmp(out: Path) -> Path:
+    tmp = out.parent / f".{out.name}.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def _publish(tmp: Path, out: Path) -> None:
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+
+
+# ----------------------------------------------------------------------------- export / import
+
+def export_hf(checkpoint: str | Path, out: str | Path, arch: str | None = None) -> Path:
+    """Write a Hugging Face folder for a gptlab checkpoint (or training/run folder)."""
+    from gptlab.api import load_model
+    from gptlab.console import log
+    from gptlab.manifest import write_manifest
+
+    model, ckpt = load_model(checkpoint, return_path=True)
+    tokenizer_file = ckpt / "tokenizer.json"
+    special = _special_ids(tokenizer_file)
+    hf = to_hf_model(model, arch, special)
+    out = Path(out)
+    tmp = _fresh_tmp(out)
+    hf.save_pretrained(str(tmp), safe_serialization=True)
+    if tokenizer_file.exists():
+        _save_tokenizer(tokenizer_file, tmp)
+    else:
+        log(f"[yellow]export: {ckpt} has no tokenizer.json; the folder holds the model only")
+    outputs = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
+    write_manifest(tmp, stage="export", key=str(ckpt), outputs=outputs,
+                   summary={"architecture": hf.config.architectures[0], "checkpoint": str(ckpt)})
+    _publish(tmp, out)
+    log(f"export: {ckpt.name} → {hf.config.architectures[0]} at {out}")
+    return out
+
+
+def import_hf(hf_dir: str | Path, out: str | Path, block_size: int | None = None) -> Path:
+    """Write a gptlab checkpoint folder for a local Hugging Face model folder (never downloads)."""
+    from gptlab.config import RunConfig, to_dict
+    from gptlab.console import log
+    from gptlab.manifest import atomic_write_json, write_manifest
+    from safetensors.torch import save_model
+
+    tf = _transformers()
+    hf_dir = Path(hf_dir)
+    if not (hf_dir / "config.json").exists():
+        raise FileNotFoundError(f"{hf_dir}: not a Hugging Face model folder (no config.json)")
+    arch = (json.loads((hf_dir / "config.json").read_text()).get("architectures") or ["?"])[0]
+    if arch not in ADAPTERS:
+        raise ExportRefused(f"{hf_dir}/config.json: architecture {arch} has no gptlab adapter "
+                            f"(supported: {', '.join(ADAPTERS)})")
+    hf = getattr(tf, arch).from_pretrained(str(hf_dir), dtype=torch.float32, local_files_only=True,
+                                           use_safetensors=True)
+    model = from_hf_model(hf, block_size)
+    run_cfg = RunConfig()
+    run_cfg.model = model.config
+    out = Path(out)
+    tmp = _fresh_tmp(out)
+    save_model(model, str(tmp / "model.safetensors"))
+    atomic_write_json(tmp / "config.json", to_dict(run_cfg))
+    atomic_write_json(tmp / "state.json", {"step": 0, "imported_from": str(hf_dir), "architecture": arch})
+    outputs = ["model.safetensors", "config.json", "state.json"]
+    if (hf_dir / "tokenizer.json").exists():
+        shutil.copyfile(hf_dir / "tokenizer.json", tmp / "tokenizer.json")
+        outputs.append("tokenizer.json")
+    write_manifest(tmp, stage="checkpoint", key=f"import:{hf_dir}", outputs=outputs)
+    _publish(tmp, out)
+    log(f"import: {arch} at {hf_dir} → {out}")
+    return out
