@@ -258,7 +258,7 @@ def test_cli_refuses_a_deepnorm_checkpoint_with_a_clear_message(tmp_path, capsys
 
     run_cfg = RunConfig()
     run_cfg.model = load_config(None, ["model.preset=glm", *TINY]).model
-    ck = save_checkpoint(tmp_path / "ckpts", 0, GPT(run_cfg.model), None, to_dict(run_cfg))
+    ck = save_checkpoint(tmp_path / "ckpts", 0, GPT(run_cfg.model).state_dict(), None, to_dict(run_cfg))
     rc = main(["export", "--checkpoint", str(ck), "--out", str(tmp_path / "hf")])
     assert rc == 2
     err = capsys.readouterr().err

@@ -49,6 +49,7 @@ def gpt3() -> dict[str, Any]:
         "schedule": "cosine", "min_lr_ratio": 0.1,          # cosine to 10 % of peak (App. B)
         "lr": 6e-4,                                         # 125M peak LR (Table 2.1)
         "precision": "auto",  # not stated by the paper; auto = bf16 where fast (the post: bf16, not fp16)
+        "batch_size": 256,                                  # 0.5M tokens at 125M (Table 2.1); sizes override
         "ramp": "linear", "ramp_start_batch": 16,           # from 32k tokens = 16 x 2048 (App. B)
         "ramp_tokens": 4_000_000_000,                       # "over the first 4-12 billion tokens" (App. B)
         "z_loss": 0.0,                                      # no z-loss in GPT-3
@@ -94,6 +95,7 @@ def bloom() -> dict[str, Any]:
         "schedule": "cosine", "min_lr_ratio": 0.1,          # --lr-decay-style cosine, min-lr 6e-6 of 6e-5
         "lr": 6e-5,                                         # --lr 6e-5 (176B)
         "precision": "bf16",                                # --bf16
+        "batch_size": 2048,                                 # --global-batch-size 2048
         "ramp": "linear", "ramp_start_batch": 192,          # --rampup-batch-size 192 16 9_765_625
         "ramp_tokens": 20_000_000_000,                      # 9,765,625 samples x 2048 tokens
         "z_loss": 0.0,
@@ -119,11 +121,13 @@ def palm() -> dict[str, Any]:
         "optimizer": "adafactor", "beta1": 0.9,   # unfactorised Adafactor with beta1 0.9 (§5); beta2 = 1 - k^-0.8 is the engine's
         "schedule": "rsqrt", "lr": 1e-2,          # 1e-2 for 10k steps, then 1/sqrt(k) (§5)
         "warmup_steps": 10_000,                   # the constant 1e-2 phase
-        "grad_clip": 1.0,                         # global-norm clip 1.0 (§5); decay lr^2 is the engine's
+        "grad_clip": 1.0,                         # global-norm clip 1.0 (§5)
+        "weight_decay": 1.0,                      # Adafactor decays by weight_decay * lr^2: "lr^2.0" (§5)
         "precision": "bf16",                      # bf16 on TPU v4
         "z_loss": 1e-4,                           # z_loss = 1e-4 * log^2 Z (§5)
-        # batch 512 -> 1024 at step 50k -> 2048 at 115k (§5): "from step s, use batch b"
-        "ramp": "steps", "ramp_steps": [0, 50_000, 115_000], "ramp_batches": [512, 1024, 2048],
+        # batch 512 until step 50k, 1024 until 115k, then 2048 (§5): boundaries, then sizes
+        "ramp": "steps", "ramp_steps": [50_000, 115_000], "ramp_batches": [512, 1024, 2048],
+        "batch_size": 2048,
     }
     return {"model": model, "train": train}
 
@@ -152,6 +156,7 @@ def glm() -> dict[str, Any]:
         "schedule": "cosine", "min_lr_ratio": 0.1,
         "lr": 8e-5,                                # peak 8e-5 (Zeng 2022, training config)
         "precision": "fp16",                       # trained in FP16 with fp32 softmax (Zeng 2022)
+        "batch_size": 4224,                          # global batch 4224 (Zeng 2022)
         "ramp": "linear", "ramp_start_batch": 192,  # batch warm-up from 192 to 4224 (Zeng 2022, training config)
         "ramp_tokens": 40_000_000_000,             # over the first 2.5 % of 400B tokens
         "z_loss": 0.0,
