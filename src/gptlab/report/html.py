@@ -79,9 +79,15 @@ def _funnel_section(run: Path, figs: Path) -> str:
 </section>"""
 
 
+def _train_dir(run: Path) -> Path:
+    """A demo run keeps training in train/; `gptlab train --out DIR` writes DIR itself."""
+    return run / "train" if (run / "train" / "metrics.jsonl").exists() else run
+
+
 def _train_section(run: Path, figs: Path) -> str:
     from gptlab.report.plots import loss_curve
-    tr = read_manifest(run / "train")
+    tdir = _train_dir(run)
+    tr = read_manifest(tdir)
     tok, pk = read_manifest(run / "tokenizer"), read_manifest(run / "pack")
     parts = []
     if tok and pk:
@@ -89,16 +95,29 @@ def _train_section(run: Path, figs: Path) -> str:
         parts.append(f"<p>Tokenizer: byte-level BPE, vocabulary {tok['summary']['vocab_size']:,}, trained on the "
                      f"training split only. Packed {p['n_sequences']:,} sequences of {p['seq_len']} tokens "
                      f"({p['n_tokens']:,} tokens, {p['bytes_per_token']} bytes/token) in one pre-shuffled order.</p>")
-    if tr and (run / "train" / "metrics.jsonl").exists():
-        s = tr["summary"]
-        chart = loss_curve(run / "train" / "metrics.jsonl", figs / "loss.png")
+    if (tdir / "metrics.jsonl").exists():
+        chart = loss_curve(tdir / "metrics.jsonl", figs / "loss.png", tdir / "events.jsonl")
         parts.append(_img(chart, "loss curve"))
-        parts.append(_table(["params (non-embedding)", "steps", "tokens", "first loss", "final loss", "tokens/s", "precision"],
-                            [[s["params"], s["steps"], s["tokens"], s["first_loss"], s["final_loss"],
-                              round(s["tokens_per_s"]), s["precision"]]]))
+        if tr:
+            s = tr["summary"]
+            parts.append(_table(["params (non-embedding)", "steps", "tokens", "first loss", "final loss", "tokens/s",
+                                 "precision"], [[s["params"], s["steps"], s["tokens"], s["first_loss"],
+                                                 s["final_loss"], round(s["tokens_per_s"]), s["precision"]]]))
+        parts.append(_events_table(tdir / "events.jsonl"))
     if not parts:
         return ""
     return '<section id="training"><h2>Training</h2>' + "\n".join(parts) + "</section>"
+
+
+def _events_table(path: Path) -> str:
+    if not path.exists():
+        return "<p>Stability guard: no events (no spike detected).</p>"
+    rows = []
+    for line in path.read_text().splitlines():
+        e = json.loads(line)
+        detail = {k: v for k, v in e.items() if k not in ("event", "step")}
+        rows.append([e.get("step", ""), e["event"], json.dumps(detail)[:160]])
+    return "<h3>Stability events</h3>" + _table(["step", "event", "detail"], rows)
 
 
 def _eval_section(run: Path, figs: Path) -> str:
@@ -120,7 +139,7 @@ context (stride {r['stride']}). The unigram baseline uses token frequencies of t
 
 
 def _config_section(run: Path) -> str:
-    for stage in ("train", "eval", "pack", "curate", "harvest"):
+    for stage in ("train", "eval", "pack", "curate", "harvest", "."):
         m = read_manifest(run / stage)
         if m and m.get("config"):
             from gptlab.config import from_dict, to_toml

@@ -18,23 +18,49 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def loss_curve(metrics_file: Path, path: Path, eval_bpb: float | None = None) -> Path:
+def loss_curve(metrics_file: Path, path: Path, events_file: Path | None = None) -> Path:
+    """Loss per step. After a stability rollback the run continues from an earlier step:
+    each attempt is drawn on its own, abandoned stretches in grey, with the spike, the
+    rollback and the skipped window marked from events.jsonl."""
     rows = [json.loads(l) for l in metrics_file.read_text().splitlines() if l.strip()]
-    steps = [r["step"] for r in rows]
-    loss = [r["loss"] for r in rows]
-    fig, ax = plt.subplots(figsize=(7, 3.6))
-    ax.plot(steps, loss, lw=0.8, alpha=0.45, color="tab:blue", label="loss per step")
-    k = max(1, len(loss) // 40)
-    smooth = [sum(loss[max(0, i - k):i + 1]) / len(loss[max(0, i - k):i + 1]) for i in range(len(loss))]
-    ax.plot(steps, smooth, lw=1.8, color="tab:blue", label=f"running mean ({k + 1} steps)")
+    attempts: list[list[dict]] = [[]]
+    for r in rows:
+        if attempts[-1] and r["step"] <= attempts[-1][-1]["step"]:
+            attempts.append([])
+        attempts[-1].append(r)
+    fig, ax = plt.subplots(figsize=(7.5, 3.8))
+    for i, seg in enumerate(attempts):
+        last = i == len(attempts) - 1
+        nxt = attempts[i + 1][0]["step"] if not last else None
+        kept = [r for r in seg if last or r["step"] < nxt]
+        dropped = [r for r in seg if not last and r["step"] >= nxt]
+        ax.plot([r["step"] for r in kept], [r["loss"] for r in kept], lw=1.0, color="tab:blue",
+                label="training loss" if i == 0 else None)
+        if dropped:
+            ax.plot([r["step"] for r in dropped], [r["loss"] for r in dropped], lw=1.0, color="0.6",
+                    label="rolled back" if i == 0 else None)
+    finite = [r["loss"] for r in rows if isinstance(r["loss"], (int, float)) and r["loss"] == r["loss"]]
+    if finite:
+        lo, hi = min(finite), sorted(finite)[int(0.98 * (len(finite) - 1))]
+        ax.set_ylim(lo - 0.1 * (hi - lo + 1e-9), hi + 0.35 * (hi - lo + 1e-9))
+    events = []
+    if events_file is not None and events_file.exists():
+        events = [json.loads(l) for l in events_file.read_text().splitlines() if l.strip()]
+    for e in events:
+        if e["event"] == "detect":
+            ax.axvline(e["step"], color="tab:red", lw=1, ls="--")
+            ax.annotate(e["detector"], (e["step"], ax.get_ylim()[1]), fontsize=7, color="tab:red",
+                        ha="right", va="top", rotation=90)
+        elif e["event"] == "rollback":
+            ax.axvline(e["to_step"], color="tab:orange", lw=1, ls=":")
+        elif e["event"] == "skip":
+            ax.axvspan(e["from_step"], e["from_step"] + e["batches"], color="tab:orange", alpha=0.15,
+                       label="skipped batches")
     ax.set_xlabel("step")
     ax.set_ylabel("training loss (nats/token)")
     ax.grid(alpha=0.3)
-    ax2 = ax.twinx()
-    ax2.plot(steps, [r["lr"] for r in rows], color="tab:orange", lw=1, alpha=0.7, label="learning rate")
-    ax2.set_ylabel("learning rate", color="tab:orange")
     ax.legend(loc="upper right", fontsize=8)
-    ax.set_title("Training loss")
+    ax.set_title("Training loss" + (" (stability events marked)" if events else ""))
     return _save(fig, path)
 
 

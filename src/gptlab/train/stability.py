@@ -219,9 +219,12 @@ class StabilityGuard(Hook):
         # The skipped window: skip_batches batches starting skip_lead batches before the onset
         # (by default right at the rollback point, as PaLM did).
         start = to_step if c.skip_lead < 0 else max(to_step, step - 1 - c.skip_lead)
+        # The window always reaches through the batch of the detecting step, so the batches
+        # seen during the spike are never replayed, however small skip_batches is.
+        n_batches = max(c.skip_batches, step - start)
         b = state.batches
         first = b.position(start)
-        n_seq = b.schedule.start(start + c.skip_batches) - b.schedule.start(start)
+        n_seq = b.schedule.start(start + n_batches) - b.schedule.start(start)
         b.skips.append((start, n_seq))
         state.step = to_step
         self.ring = deque(s for s in self.ring if s["step"] <= to_step)
@@ -229,8 +232,8 @@ class StabilityGuard(Hook):
         self.pending = step
         self.events.write({"event": "rollback", "step": step, "to_step": to_step,
                            "source": target.get("source", "memory"), "detector": hit["detector"]})
-        self.events.write({"event": "skip", "step": step, "from_step": start, "batches": c.skip_batches,
+        self.events.write({"event": "skip", "step": step, "from_step": start, "batches": n_batches,
                            "sequences": [first, first + n_seq],
                            "why": f"batches read from step {start + 1} on were seen before or during the spike"})
         self.log(f"[yellow]stability: {hit['detector']} at step {step}; rolled back to step {to_step}, "
-                 f"skipping {c.skip_batches} batches (sequences {first}..{first + n_seq - 1})")
+                 f"skipping {n_batches} batches (sequences {first}..{first + n_seq - 1})")
