@@ -189,3 +189,22 @@ def test_torchrun_two_ranks_match_one_process(tiny_run, tmp_path, mode):
     wa, wb = _weights(tmp_path / "one"), _weights(tmp_path / "two")
     assert wa.keys() == wb.keys()
     assert max((wa[k] - wb[k]).abs().max().item() for k in wa) < 1e-4
+
+
+@pytest.mark.parametrize("preset", ["gpt3", "opt", "bloom", "palm", "palm_sequential", "glm", "llama", "nanogpt"])
+def test_every_preset_trains_through_gptlab_train(tiny_run, tmp_path, preset):
+    """Each recipe (its architecture, optimizer, schedule, z-loss...) at a toy size on the demo's
+    packed data. Batch sizes, ramps and peak learning rates are set for the recipe's own scale
+    (BLOOM's 6e-5 is for 176B parameters): a laptop run overrides them, as here."""
+    from gptlab.train.loop import run_train
+    cfg = load_config(None, [f"model.preset={preset}", "model.n_layer=2", "model.n_embd=32", "model.n_head=4",
+                             "train.batch_size=8", "train.ramp=none", "train.max_steps=30", "train.warmup_steps=3",
+                             "train.precision=fp32", "train.threads=1", "train.log_every=1000",
+                             "train.checkpoint_every=30", "stability.enabled=false", "train.lr=3e-3"])
+    s = run_train(cfg, tiny_run / "pack", tmp_path / preset)
+    rows = [json.loads(l) for l in (tmp_path / preset / "metrics.jsonl").read_text().splitlines()]
+    first = sum(r["loss"] for r in rows[:3]) / 3
+    last = sum(r["loss"] for r in rows[-3:]) / 3
+    assert last < first - 0.1, (preset, first, last)
+    import gptlab
+    assert gptlab.load_model(tmp_path / preset).config.n_embd == 32

@@ -136,7 +136,7 @@ def run_train(cfg, data_dir: str | Path, out_dir: str | Path, resume: bool = Tru
     from gptlab.train.checkpoint import latest_valid, list_checkpoints, load_checkpoint
     from gptlab.train.hooks import CheckpointHook, EvalHook, MetricsHook, ProgressHook
     from gptlab.train.optim import build_optimizer, lr_schedule
-    from gptlab.train.precision import autocast, resolve_device, resolve_precision
+    from gptlab.train.precision import autocast, resolve_device, resolve_precision, slow_precision_warning
     from gptlab.train.stability import EventLog, FaultInjector, StabilityGuard
 
     data_dir = resolve_data_dir(data_dir)
@@ -166,6 +166,8 @@ def run_train(cfg, data_dir: str | Path, out_dir: str | Path, resume: bool = Tru
     set_determinism(tcfg.deterministic)
     device = distributed.device_for(d, resolve_device(tcfg.device))
     precision = resolve_precision(tcfg.precision, device)
+    if d.is_main and (warning := slow_precision_warning(precision, device)):
+        log(f"[yellow]{warning}")
     torch.manual_seed(tcfg.seed)
     raw = GPT(mcfg).to(device)
     flops_per_token = raw.flops_per_token()

@@ -30,6 +30,17 @@ def resolve_precision(name: str, device: torch.device) -> str:
 
 
 def autocast(precision: str, device: torch.device):
+    """Mixed precision: matmuls in bf16/fp16, master weights and the loss in fp32."""
     if precision == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    if precision == "fp16":
+        return torch.autocast(device_type=device.type, dtype=torch.float16)
     return contextlib.nullcontext()
+
+
+def slow_precision_warning(precision: str, device: torch.device) -> str | None:
+    """CPUs without AVX-512 BF16 (and all CPUs for fp16) run these matmuls ~100x slower."""
+    if device.type == "cpu" and (precision == "fp16" or (precision == "bf16" and not cpu_has_bf16())):
+        return (f"train.precision={precision} on a CPU without a fast {precision} path is very slow; "
+                "train.precision=auto picks the fast one")
+    return None
