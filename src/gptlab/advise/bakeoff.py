@@ -272,7 +272,7 @@ def finetune_generate(lm, train: list[Example], test: list[Example], s: BakeoffS
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
             advance(1)
     train_seconds = time.perf_counter() - t0
     prompts = [_generation_prompt([], e.x, s.max_chars) for e in test]
