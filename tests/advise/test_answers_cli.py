@@ -78,3 +78,5 @@ def test_flow_figure_has_every_row_and_the_docs_copy_is_current(capsys):
     docs = Path(__file__).resolve().parents[2] / "docs"
     assert (docs / "advise-flow.mmd").read_text() == text, "regenerate: gptlab advise --flow > docs/advise-flow.mmd"
     assert text in (docs / "advise.md").read_text(), "paste the regenerated flow into docs/advise.md"
+    from gptlab.advise.flow import markdown_table
+    assert markdown_table() in (docs / "advise.md").read_text(), "paste the regenerated rule table too"

@@ -363,7 +363,7 @@ def run_bakeoff(train_path: str | Path, test_path: str | Path, settings: Bakeoff
     answers = answers or Answers()
     key = None
     if out_dir is not None:
-        weights = sorted(Path(model_path).rglob("*.safetensors")) if model_path else []
+        weights = lm.weight_files() if lm is not None else []
         key = stage_key({"settings": asdict(s), "answers": asdict(answers), "model": str(model_path),
                          "data": _checksums([Path(train_path), Path(test_path)]), "weights": _checksums(weights)})
         if is_complete(out_dir, key):

@@ -39,5 +39,14 @@ def mermaid(rules: tuple[Rule, ...] = RULES) -> str:
     return "\n".join(lines) + "\n"
 
 
+def markdown_table(rules: tuple[Rule, ...] = RULES) -> str:
+    """The rule table as markdown, for the docs."""
+    lines = ["| rule | votes for | weight | fires when | because |", "|---|---|---|---|---|"]
+    for r in rules:
+        when = str(r.when).replace("|", "\\|")
+        lines.append(f"| `{r.id}` | {r.verdict} | {r.weight} | `{when}` | {r.reason} |")
+    return "\n".join(lines) + "\n"
+
+
 if __name__ == "__main__":
     print(mermaid(), end="")

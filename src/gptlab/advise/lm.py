@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from gptlab.console import track
 from gptlab.eval.scoring import context_length, encode, model_device
 
 
@@ -24,6 +25,10 @@ class LM:
     kind: str            # "gptlab" or "hf"
     path: str
     n_params: int
+    folder: Path         # where the weights were read from (a checkpoint or the HF folder)
+
+    def weight_files(self) -> list[Path]:
+        return sorted(self.folder.glob("model*.safetensors"))
 
     @property
     def max_length(self) -> int:
@@ -48,15 +53,15 @@ def load_lm(path: str | Path) -> LM:
         from transformers import AutoModelForCausalLM, AutoTokenizer
         model = AutoModelForCausalLM.from_pretrained(p, local_files_only=True, use_safetensors=True)
         tok = AutoTokenizer.from_pretrained(p, local_files_only=True)
-        kind = "hf"
+        kind, folder = "hf", p
     else:
         from gptlab.api import load_model
         from gptlab.tokenizer import load_tokenizer
         model, ckpt = load_model(p, return_path=True)
         tok = load_tokenizer(ckpt)
-        kind = "gptlab"
+        kind, folder = "gptlab", Path(ckpt)
     model.eval()
-    return LM(model, tok, kind, str(p), sum(t.numel() for t in model.parameters()))
+    return LM(model, tok, kind, str(p), sum(t.numel() for t in model.parameters()), folder)
 
 
 @torch.no_grad()
@@ -72,7 +77,7 @@ def mean_hidden(lm: LM, texts: list[str], batch_size: int = 16) -> np.ndarray:
         hook = model.norm.register_forward_hook(lambda _m, _i, out: captured.__setitem__("h", out))
     rows = []
     try:
-        for start in range(0, len(texts), batch_size):
+        for start in track(range(0, len(texts), batch_size), "bake-off: hidden states"):
             ids = [encode(lm.tokenizer, t)[:lm.max_length] or [0] for t in texts[start:start + batch_size]]
             width = max(len(i) for i in ids)
             x = torch.zeros(len(ids), width, dtype=torch.long)
