@@ -54,7 +54,7 @@ def test_bakeoff_with_a_local_hf_model_folder(domain_set, hf_model_dir, tmp_path
     train, test = domain_set
     small = tmp_path / "test.jsonl"
     write_examples(small, read_examples(test, "classification")[:8], "classification")
-    report = run_bakeoff(train, small, BakeoffSettings(shots=1, max_chars=120), model_path=hf_model_dir)
+    report = run_bakeoff(train, small, BakeoffSettings(shots=1, max_chars=120, device="auto"), model_path=hf_model_dir)
     assert [a["name"] for a in report["arms"]] == ["prompt-k-shot", "probe-ngrams", "probe-hidden"]
     assert "hf model" in report["arms"][0]["method"] and report["n_test"] == 8
 
@@ -88,6 +88,12 @@ def test_bad_labelled_lines_name_file_line_and_key(tmp_path, capsys):
             read_examples(bad, "classification")
     assert main(["advise", "bakeoff", "--train", str(bad), "--test", str(bad)]) == 2
     assert "bad.jsonl" in capsys.readouterr().err
+    one = tmp_path / "one.jsonl"
+    one.write_text('{"text": "a", "label": "x"}\n{"text": "b", "label": "x"}\n')
+    assert main(["advise", "bakeoff", "--train", str(one), "--test", str(one)]) == 2
+    assert "at least two different labels" in capsys.readouterr().err
+    assert main(["advise", "bakeoff", "--train", str(one), "--test", str(one), "--shots", "-1"]) == 2
+    assert "bakeoff.shots: -1 is below the minimum 0" in capsys.readouterr().err
 
 
 def test_demonstrations_cover_the_labels_and_token_f1():

@@ -33,21 +33,22 @@ import torch
 
 from gptlab.advise.labelled import Example, read_examples
 from gptlab.advise.stats import bootstrap, macro_f1, macro_f1_indices, paired_difference, wilson
-from gptlab.fields import ConfigError
+from gptlab.fields import ConfigError, rng
 
 
 @dataclass
 class BakeoffSettings:
-    task: str = "classification"
-    shots: int = 4                # demonstrations in the prompt (0 = zero-shot)
-    max_chars: int = 400          # characters of each text shown to the LM or the probe
-    batch_size: int = 16
-    seed: int = 0
-    usd_per_hour: float = 0.10    # price of the machine that serves a model (cost model, see docs)
-    usd_per_1k_tokens: float = 0.0  # API price per 1k prompt tokens, for the prompted arm (0 = self-hosted)
-    finetune_steps: int = 100     # generation: optimizer steps of the fine-tuned arm
-    finetune_lr: float = 1e-3
-    max_new_tokens: int = 32
+    task: str = rng(choices=("classification", "generation"), default="classification")
+    shots: int = rng(0, 64, default=4)                 # demonstrations in the prompt (0 = zero-shot)
+    max_chars: int = rng(1, None, default=400)         # characters of each text shown to the LM or the probe
+    batch_size: int = rng(1, 4096, default=16)
+    seed: int = rng(0, None, default=0)
+    usd_per_hour: float = rng(0.0, None, default=0.10)       # price of the machine serving a model (see docs)
+    usd_per_1k_tokens: float = rng(0.0, None, default=0.0)   # API price per 1k prompt tokens (0 = self-hosted)
+    finetune_steps: int = rng(1, None, default=100)    # generation: optimizer steps of the fine-tuned arm
+    finetune_lr: float = rng(0.0, 1.0, default=1e-3)
+    max_new_tokens: int = rng(1, 1024, default=32)
+    device: str = rng(choices=("cpu", "cuda", "auto"), default="cpu")   # where the LM arms run
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -354,12 +355,15 @@ def run_bakeoff(train_path: str | Path, test_path: str | Path, settings: Bakeoff
     from gptlab.console import log
     from gptlab.manifest import atomic_write, atomic_write_json, is_complete, read_manifest, stage_key, write_manifest
 
+    from gptlab.config import validate
+
     s = settings
+    validate(s, prefix="bakeoff.")
     train, test = read_examples(train_path, s.task), read_examples(test_path, s.task)
     lm = None
     if model_path is not None:
         from gptlab.advise.lm import load_lm
-        lm = load_lm(model_path)
+        lm = load_lm(model_path, s.device)
     answers = answers or Answers()
     key = None
     if out_dir is not None:
@@ -372,6 +376,8 @@ def run_bakeoff(train_path: str | Path, test_path: str | Path, settings: Bakeoff
 
     arms = []
     if s.task == "classification":
+        if len({e.y for e in train}) < 2:
+            raise ConfigError(f"{train_path}: classification needs at least two different labels")
         unseen = sorted({e.y for e in test} - {e.y for e in train})
         if unseen:
             log(f"bakeoff: test labels never seen in training (always scored wrong): {', '.join(unseen)}")

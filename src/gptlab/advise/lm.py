@@ -45,7 +45,10 @@ def _is_hf_folder(p: Path) -> bool:
         return False
 
 
-def load_lm(path: str | Path) -> LM:
+def load_lm(path: str | Path, device: str = "cpu") -> LM:
+    """``device``: cpu, cuda or auto (cuda when there is one); the model stays in fp32."""
+    from gptlab.train.precision import resolve_device
+
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"{p}: no model here (give a gptlab checkpoint/run folder or a local HF model folder)")
@@ -60,7 +63,7 @@ def load_lm(path: str | Path) -> LM:
         model, ckpt = load_model(p, return_path=True)
         tok = load_tokenizer(ckpt)
         kind, folder = "gptlab", Path(ckpt)
-    model.eval()
+    model.to(resolve_device(device)).eval()
     return LM(model, tok, kind, str(p), sum(t.numel() for t in model.parameters()), folder)
 
 
