@@ -95,3 +95,10 @@ def test_hybrid_supersedes_the_rows_it_reconciles():
     assert by_id["few-labels"].superseded_by == "hybrid-offline-labelling"
     assert by_id["latency-or-hardware"].superseded_by == "hybrid-offline-labelling"
     assert advice.scores == {"prompt": 0, "finetune": 0, "hybrid": 4, "retrieval": 0}
+
+
+@pytest.mark.parametrize("answers", [{"task": "code"}, {"needs_emergent": True}])
+def test_llm_shaped_tasks_under_a_latency_budget_go_hybrid(answers):
+    advice = advise(answers_from_dict({**answers, "latency_ms": 300.0}))
+    assert advice.recommendation == HYBRID
+    assert [f.id for f in advice.fired if f.superseded_by is None] == ["hybrid-offline-labelling"]

@@ -145,12 +145,13 @@ class Rule:
 
 
 LARGE_MODEL_RULED_OUT = any_of(is_("large_model_hosting", False), below("latency_ms", LARGE_LLM_LATENCY_MS))
+CREATIVE = any_of(one_of("task", "code", "summarisation", "writing"),
+                  all_of(is_("task", "translation"), is_("translation", "into_english")))
+EMERGENT = any_of(is_("task", "reasoning"), is_("needs_emergent", True))
 
 RULES: tuple[Rule, ...] = (
     # ---- prompting a large LLM is the better choice
-    Rule("creative-generation", PROMPT, 2,
-         any_of(one_of("task", "code", "summarisation", "writing"),
-                all_of(is_("task", "translation"), is_("translation", "into_english"))),
+    Rule("creative-generation", PROMPT, 2, CREATIVE,
          "Creative and complex generation (code, summaries, writing, translation into English) is hard "
          "to label, and prompted LLMs match or beat fine-tuned models there.",
          supersedes=("low-resource-language",)),
@@ -165,7 +166,7 @@ RULES: tuple[Rule, ...] = (
          all_of(any_of(is_("knowledge", "world"), is_("task", "closed_book_qa")), is_("retrieval", False)),
          "Knowledge-intensive tasks where retrieval is not possible rely on the knowledge stored in a "
          "large model's weights."),
-    Rule("emergent-reasoning", PROMPT, 2, any_of(is_("task", "reasoning"), is_("needs_emergent", True)),
+    Rule("emergent-reasoning", PROMPT, 2, EMERGENT,
          "Multi-step reasoning (chain of thought, hard BIG-Bench tasks) needs abilities that emerge "
          "only at large scale."),
     Rule("mimic-humans", PROMPT, 2, is_("mimic_humans", True),
@@ -212,10 +213,12 @@ RULES: tuple[Rule, ...] = (
          "The task needs no emergent ability, so a smaller model has the capacity it needs."),
 
     # ---- the two middle roads
-    Rule("hybrid-offline-labelling", HYBRID, 4, all_of(below("labels", FEW_LABELS), LARGE_MODEL_RULED_OUT),
-         "Few labels call for an LLM, but it cannot serve requests online: let it label data offline and "
-         "fine-tune a smaller model on those labels.",
-         supersedes=("few-labels", "latency-or-hardware")),
+    Rule("hybrid-offline-labelling", HYBRID, 4,
+         all_of(any_of(below("labels", FEW_LABELS), CREATIVE, EMERGENT), LARGE_MODEL_RULED_OUT),
+         "The task calls for an LLM (few labels, open-ended generation or reasoning), but no large model "
+         "can serve it online: let the LLM label or generate data offline, and fine-tune a smaller model "
+         "on that data.",
+         supersedes=("few-labels", "creative-generation", "emergent-reasoning", "latency-or-hardware")),
     Rule("retrieval-augmented", RETRIEVAL, 3,
          all_of(any_of(is_("knowledge", "world"), is_("task", "closed_book_qa")), is_("retrieval", True)),
          "Knowledge-intensive, and retrieval is possible: a retrieval-augmented smaller model (Atlas-like) "
