@@ -80,3 +80,12 @@ def test_flow_figure_has_every_row_and_the_docs_copy_is_current(capsys):
     assert text in (docs / "advise.md").read_text(), "paste the regenerated flow into docs/advise.md"
     from gptlab.advise.flow import markdown_table
     assert markdown_table() in (docs / "advise.md").read_text(), "paste the regenerated rule table too"
+
+
+def test_the_yaml_example_in_the_docs_loads(tmp_path):
+    from pathlib import Path
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "advise.md").read_text()
+    block = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "answers.yaml").write_text(block)
+    ans = load_answers(tmp_path / "answers.yaml")
+    assert ans.task == "classification" and ans.labels == 5000 and ans.data_may_leave is False
