@@ -19,20 +19,16 @@ bootstrap; that verdict, the measured latency and the cost feed the rule table.
 """
 from __future__ import annotations
 
-import copy
 import json
-import string
-import time
-from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from gptlab.advise.labelled import Example, read_examples
-from gptlab.advise.stats import bootstrap, macro_f1, macro_f1_indices, paired_difference, wilson
+from gptlab.advise.arms import finetune_generate, probe_hidden, probe_ngrams, prompt_classify, prompt_generate
+from gptlab.advise.labelled import read_examples
+from gptlab.advise.stats import paired_difference
 from gptlab.fields import ConfigError, rng
 
 
@@ -49,238 +45,6 @@ class BakeoffSettings:
     finetune_lr: float = rng(0.0, 1.0, default=1e-3)
     max_new_tokens: int = rng(1, 1024, default=32)
     device: str = rng(choices=("cpu", "cuda", "auto"), default="cpu")   # where the LM arms run
-
-
-# ----------------------------------------------------------------------------- helpers
-
-def _clip(text: str, n: int) -> str:
-    return text if len(text) <= n else text[:n]
-
-
-def _cost(latency_s: float, tokens: float, s: BakeoffSettings, prompted: bool) -> float:
-    """USD per 1,000 examples: machine time at ``usd_per_hour`` plus, for a prompted arm, API tokens."""
-    usd = latency_s * 1000 / 3600 * s.usd_per_hour
-    if prompted:
-        usd += tokens * s.usd_per_1k_tokens
-    return round(usd, 6)
-
-
-def demonstrations(train: list[Example], k: int, seed: int) -> list[Example]:
-    """k demonstrations drawn round-robin over labels, so every label is shown when k allows."""
-    rng = np.random.default_rng(seed)
-    by_label: dict[str, list[Example]] = {}
-    for i in rng.permutation(len(train)):
-        by_label.setdefault(train[i].y, []).append(train[i])
-    out: list[Example] = []
-    while len(out) < k and any(by_label.values()):
-        for lab in sorted(by_label):
-            if by_label[lab] and len(out) < k:
-                out.append(by_label[lab].pop())
-    rng.shuffle(out)  # so the last demonstration's label does not always come last in label order
-    return out
-
-
-def _classification_prompt(demos: list[Example], labels: list[str], text: str, max_chars: int) -> str:
-    head = "Classify each text as one of: " + ", ".join(labels) + ".\n\n"
-    shots = "".join(f"Text: {_clip(d.x, max_chars)}\nLabel: {d.y}\n\n" for d in demos)
-    return head + shots + f"Text: {_clip(text, max_chars)}\nLabel:"
-
-
-def _generation_prompt(demos: list[Example], text: str, max_chars: int) -> str:
-    shots = "".join(f"Input: {_clip(d.x, max_chars)}\nOutput: {d.y}\n\n" for d in demos)
-    return shots + f"Input: {_clip(text, max_chars)}\nOutput:"
-
-
-def _normalise(text: str) -> str:
-    text = text.lower().translate(str.maketrans("", "", string.punctuation))
-    return " ".join(text.split())
-
-
-def token_f1(pred: str, gold: str) -> float:
-    """SQuAD-style token overlap F1 after lower-casing and dropping punctuation."""
-    p, g = _normalise(pred).split(), _normalise(gold).split()
-    if not p or not g:
-        return float(p == g)
-    common = sum((Counter(p) & Counter(g)).values())
-    if common == 0:
-        return 0.0
-    precision, recall = common / len(p), common / len(g)
-    return 2 * precision * recall / (precision + recall)
-
-
-# ----------------------------------------------------------------------------- scoring an arm
-
-def _classification_metrics(y_true: list[str], y_pred: list[str], seed: int) -> dict[str, Any]:
-    codes = {lab: i for i, lab in enumerate(sorted(set(y_true) | set(y_pred)))}
-    t = np.array([codes[y] for y in y_true])
-    p = np.array([codes[y] for y in y_pred])
-    correct = int((t == p).sum())
-    return {"accuracy": correct / len(t), "accuracy_ci": wilson(correct, len(t)),
-            "macro_f1": macro_f1(y_true, y_pred),
-            "macro_f1_ci": bootstrap(lambda idx: macro_f1_indices(t[idx], p[idx], len(codes)), len(t), seed=seed),
-            "per_example": (t == p).astype(float).tolist()}
-
-
-def _generation_metrics(y_true: list[str], y_pred: list[str], seed: int) -> dict[str, Any]:
-    em = np.array([float(_normalise(a) == _normalise(b)) for a, b in zip(y_pred, y_true)])
-    f1 = np.array([token_f1(a, b) for a, b in zip(y_pred, y_true)])
-    return {"exact_match": float(em.mean()), "exact_match_ci": wilson(int(em.sum()), len(em)),
-            "token_f1": float(f1.mean()), "token_f1_ci": bootstrap(lambda idx: float(f1[idx].mean()), len(f1), seed=seed),
-            "per_example": f1.tolist()}
-
-
-def _arm(name: str, family: str, method: str, y_true, y_pred, seconds: float, s: BakeoffSettings,
-         train_seconds: float = 0.0, tokens: float = 0.0, extra: dict | None = None) -> dict[str, Any]:
-    metrics = (_classification_metrics if s.task == "classification" else _generation_metrics)(y_true, y_pred, s.seed)
-    latency = seconds / max(1, len(y_true))
-    return {"name": name, "family": family, "method": method, "predictions": list(y_pred),
-            "metrics": metrics, "latency_ms_per_example": round(latency * 1000, 3),
-            "train_seconds": round(train_seconds, 3), "tokens_per_example": round(tokens, 1),
-            "usd_per_1k_examples": _cost(latency, tokens, s, prompted=family == "prompt"),
-            "usd_training": round(train_seconds / 3600 * s.usd_per_hour, 6), **(extra or {})}
-
-
-# ----------------------------------------------------------------------------- arms: classification
-
-def prompt_classify(lm, train: list[Example], test: list[Example], s: BakeoffSettings) -> dict[str, Any]:
-    from gptlab.console import progress_task
-    from gptlab.eval.scoring import encode, loglikelihood, pick_choice
-
-    labels = sorted({e.y for e in train})
-    demos = demonstrations(train, s.shots, s.seed)
-    prompts = [_classification_prompt(demos, labels, e.x, s.max_chars) for e in test]
-    requests = [(p, " " + lab) for p in prompts for lab in labels]
-    t0 = time.perf_counter()
-    with progress_task("bake-off: prompt", len(requests)) as advance:
-        scores = loglikelihood(lm.model, lm.tokenizer, requests, batch_size=s.batch_size, progress=advance)
-    seconds = time.perf_counter() - t0
-    preds = [labels[pick_choice(scores[i * len(labels):(i + 1) * len(labels)])] for i in range(len(test))]
-    # What a hosted LLM would be sent per example: the whole prompt plus the longest label.
-    label_tokens = max(len(encode(lm.tokenizer, " " + lab)) for lab in labels)
-    tokens = float(np.mean([len(encode(lm.tokenizer, p)) for p in prompts])) + label_tokens
-    return _arm("prompt-k-shot", "prompt", f"{s.shots}-shot prompting of {lm.kind} model {lm.path} "
-                f"({lm.n_params:,} parameters), labels scored as continuations",
-                [e.y for e in test], preds, seconds, s, tokens=tokens)
-
-
-def _logistic(seed: int):
-    from sklearn.linear_model import LogisticRegression
-    return LogisticRegression(max_iter=2000, random_state=seed)
-
-
-def probe_ngrams(train: list[Example], test: list[Example], s: BakeoffSettings) -> dict[str, Any]:
-    from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
-    from sklearn.pipeline import make_pipeline
-
-    pipe = make_pipeline(HashingVectorizer(ngram_range=(1, 2), n_features=2 ** 16, alternate_sign=False,
-                                           norm=None), TfidfTransformer(), _logistic(s.seed))
-    t0 = time.perf_counter()
-    pipe.fit([_clip(e.x, s.max_chars) for e in train], [e.y for e in train])
-    train_seconds = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    preds = list(pipe.predict([_clip(e.x, s.max_chars) for e in test]))
-    return _arm("probe-ngrams", "finetune", "logistic regression on hashed word 1-2-gram TF-IDF features",
-                [e.y for e in test], preds, time.perf_counter() - t0, s, train_seconds=train_seconds)
-
-
-def probe_hidden(lm, train: list[Example], test: list[Example], s: BakeoffSettings) -> dict[str, Any]:
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    from gptlab.advise.lm import mean_hidden
-
-    t0 = time.perf_counter()
-    feats = mean_hidden(lm, [_clip(e.x, s.max_chars) for e in train], s.batch_size)
-    pipe = make_pipeline(StandardScaler(), _logistic(s.seed)).fit(feats, [e.y for e in train])
-    train_seconds = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    preds = list(pipe.predict(mean_hidden(lm, [_clip(e.x, s.max_chars) for e in test], s.batch_size)))
-    return _arm("probe-hidden", "finetune", f"logistic regression on mean-pooled final hidden states of {lm.path}",
-                [e.y for e in test], preds, time.perf_counter() - t0, s, train_seconds=train_seconds)
-
-
-# ----------------------------------------------------------------------------- arms: generation
-
-@torch.no_grad()
-def greedy_generate(model, tokenizer, prompt: str, max_new_tokens: int, stop: str = "\n") -> str:
-    """Greedy decoding until ``stop`` appears or ``max_new_tokens``; keeps the last tokens that fit."""
-    from gptlab.eval.scoring import context_length, encode, eos_token_id, logits_of, model_device
-
-    eos = eos_token_id(tokenizer)
-    ids = ([eos] if eos is not None else []) + encode(tokenizer, prompt)
-    n_ctx, device = context_length(model), model_device(model)
-    new: list[int] = []
-    for _ in range(max_new_tokens):
-        x = torch.tensor([(ids + new)[-n_ctx:]], device=device)
-        nxt = int(logits_of(model, x)[0, -1].argmax())
-        if nxt == eos:
-            break
-        new.append(nxt)
-        if stop in tokenizer.decode(new):
-            break
-    return tokenizer.decode(new).split(stop)[0].strip()
-
-
-def _generate_all(model, tok, prompts: list[str], s: BakeoffSettings, label: str) -> tuple[list[str], float]:
-    from gptlab.console import track
-    model.eval()
-    t0 = time.perf_counter()
-    preds = [greedy_generate(model, tok, p, s.max_new_tokens) for p in track(prompts, label)]
-    return preds, time.perf_counter() - t0
-
-
-def prompt_generate(lm, train: list[Example], test: list[Example], s: BakeoffSettings) -> dict[str, Any]:
-    from gptlab.eval.scoring import encode
-    demos = demonstrations(train, s.shots, s.seed)
-    prompts = [_generation_prompt(demos, e.x, s.max_chars) for e in test]
-    preds, seconds = _generate_all(lm.model, lm.tokenizer, prompts, s, "bake-off: prompt")
-    tokens = float(np.mean([len(encode(lm.tokenizer, p)) for p in prompts]))
-    return _arm("prompt-k-shot", "prompt", f"{s.shots}-shot prompting of {lm.kind} model {lm.path}, greedy decoding",
-                [e.y for e in test], preds, seconds, s, tokens=tokens)
-
-
-def finetune_generate(lm, train: list[Example], test: list[Example], s: BakeoffSettings) -> dict[str, Any]:
-    """Fine-tune a copy of the LM on "Input: x / Output: y" with the loss on the output tokens only."""
-    import torch.nn.functional as F
-
-    from gptlab.console import progress_task
-    from gptlab.eval.scoring import context_length, eos_token_id, logits_of, model_device, split_encode
-
-    torch.manual_seed(s.seed)
-    model = copy.deepcopy(lm.model)
-    n_ctx, device, eos = context_length(model), model_device(model), eos_token_id(lm.tokenizer)
-    seqs = []
-    for e in train:
-        ctx, cont = split_encode(lm.tokenizer, _generation_prompt([], e.x, s.max_chars), " " + e.y + "\n")
-        ids = (([eos] if eos is not None else []) + ctx + cont)[-(n_ctx + 1):]
-        seqs.append((ids, min(len(cont), len(ids) - 1)))
-    opt = torch.optim.AdamW(model.parameters(), lr=s.finetune_lr, weight_decay=0.0)
-    rng = np.random.default_rng(s.seed)
-    losses = []
-    model.train()
-    t0 = time.perf_counter()
-    with progress_task("bake-off: fine-tune", s.finetune_steps) as advance:
-        for _ in range(s.finetune_steps):
-            batch = [seqs[i] for i in rng.integers(0, len(seqs), min(8, len(seqs)))]
-            width = max(len(ids) for ids, _ in batch) - 1
-            x = torch.zeros(len(batch), width, dtype=torch.long)
-            y = torch.full((len(batch), width), -100, dtype=torch.long)
-            for r, (ids, n_out) in enumerate(batch):
-                x[r, :len(ids) - 1] = torch.tensor(ids[:-1])
-                y[r, len(ids) - 1 - n_out:len(ids) - 1] = torch.tensor(ids[-n_out:])
-            loss = F.cross_entropy(logits_of(model, x.to(device)).float().transpose(1, 2), y.to(device),
-                                   ignore_index=-100)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-            advance(1)
-    train_seconds = time.perf_counter() - t0
-    prompts = [_generation_prompt([], e.x, s.max_chars) for e in test]
-    preds, seconds = _generate_all(model, lm.tokenizer, prompts, s, "bake-off: fine-tuned")
-    return _arm("finetune-lm", "finetune", f"{lm.path} fine-tuned for {s.finetune_steps} steps, zero-shot greedy decoding",
-                [e.y for e in test], preds, seconds, s, train_seconds=train_seconds,
-                extra={"train_loss_first": losses[0], "train_loss_last": float(np.mean(losses[-5:]))})
 
 
 # ----------------------------------------------------------------------------- verdict and report
@@ -353,7 +117,7 @@ def run_bakeoff(train_path: str | Path, test_path: str | Path, settings: Bakeoff
     from gptlab.advise.answers import Answers, merge_answers
     from gptlab.advise.engine import advise
     from gptlab.console import log
-    from gptlab.manifest import atomic_write, atomic_write_json, is_complete, read_manifest, stage_key, write_manifest
+    from gptlab.manifest import atomic_write, atomic_write_json, is_complete, stage_key, write_manifest
 
     from gptlab.config import validate
 
