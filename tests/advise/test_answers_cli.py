@@ -76,10 +76,24 @@ def test_flow_figure_has_every_row_and_the_docs_copy_is_current(capsys):
         assert f'{{{{"{r.id} (+{r.weight})' in text
     assert main(["advise", "--flow"]) == 0 and capsys.readouterr().out == text
     docs = Path(__file__).resolve().parents[2] / "docs"
-    assert (docs / "advise-flow.mmd").read_text() == text, "regenerate: gptlab advise --flow > docs/advise-flow.mmd"
+    assert (docs / "advise-flow.mmd").read_text() == text, "regenerate: python -m gptlab.advise.flow docs"
     assert text in (docs / "advise.md").read_text(), "paste the regenerated flow into docs/advise.md"
-    from gptlab.advise.flow import markdown_table
+    from gptlab.advise.flow import markdown_table, table_hash
     assert markdown_table() in (docs / "advise.md").read_text(), "paste the regenerated rule table too"
+    from PIL import Image
+    with Image.open(docs / "advise-flow.png") as im:
+        assert im.info.get("Description") == f"rule-table {table_hash()}", "regenerate: python -m gptlab.advise.flow docs"
+
+
+def test_png_flow_is_written_and_fingerprinted(tmp_path):
+    from PIL import Image
+
+    from gptlab.advise.flow import png, table_hash
+    from gptlab.advise.rules import Rule, is_
+    rules = RULES[:3] + (Rule("extra", "hybrid", 1, is_("spurious", True), "why"),)
+    with Image.open(png(tmp_path / "flow.png", rules)) as im:
+        assert im.format == "PNG" and im.size[0] > 500
+        assert im.info["Description"] == f"rule-table {table_hash(rules)}" != f"rule-table {table_hash()}"
 
 
 def test_the_yaml_example_in_the_docs_loads(tmp_path):
