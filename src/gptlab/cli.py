@@ -64,7 +64,7 @@ def cmd_advise(args) -> None:
     from gptlab.advise.command import advise_command, bakeoff_command
     if args.advise_command == "bakeoff":
         bakeoff_command(args.train, args.test, args.task, args.model, args.out, args.json, args.answers,
-                        answers_from_args(args), shots=args.shots, max_chars=args.max_chars, seed=args.seed,
+                        answers_from_args(args), small_model=args.small_model, shots=args.shots, max_chars=args.max_chars, seed=args.seed,
                         usd_per_hour=args.usd_per_hour, usd_per_1k_tokens=args.usd_per_1k_tokens,
                         finetune_steps=args.finetune_steps, device=args.device)
     else:
@@ -88,6 +88,7 @@ def _add_advise(sub) -> None:
     b.add_argument("--test", required=True)
     b.add_argument("--task", choices=("classification", "generation"), default="classification")
     b.add_argument("--model", help="a gptlab checkpoint/run folder or a local Hugging Face model folder")
+    b.add_argument("--small-model", help="the model the fine-tuned arms start from (default: --model)")
     b.add_argument("--out", help="folder for bakeoff.json, report.md, predictions.jsonl")
     b.add_argument("--shots", type=int, default=4)
     b.add_argument("--max-chars", type=int, default=400, help="characters of each text shown to the models")

@@ -52,13 +52,17 @@ def test_domain_bakeoff_on_the_embedded_corpus_writes_a_report(domain_set, tiny_
     assert (out / "manifest.json").stat().st_mtime_ns == before
 
 
-def test_bakeoff_with_a_local_hf_model_folder(domain_set, hf_model_dir, tmp_path):
+def test_bakeoff_with_a_local_hf_model_folder_and_a_separate_small_model(domain_set, hf_model_dir,
+                                                                         tiny_checkpoint, tmp_path):
     train, test = domain_set
-    small = tmp_path / "test.jsonl"
-    write_examples(small, read_examples(test, "classification")[:8], "classification")
-    report = run_bakeoff(train, small, BakeoffSettings(shots=1, max_chars=120, device="auto"), model_path=hf_model_dir)
-    assert [a["name"] for a in report["arms"]] == ["prompt-k-shot", "probe-ngrams", "probe-hidden"]
-    assert "hf model" in report["arms"][0]["method"] and report["n_test"] == 8
+    few = tmp_path / "test.jsonl"
+    write_examples(few, read_examples(test, "classification")[:8], "classification")
+    report = run_bakeoff(train, few, BakeoffSettings(shots=1, max_chars=120, device="auto"),
+                         model_path=hf_model_dir, small_model_path=tiny_checkpoint)
+    arms = {a["name"]: a for a in report["arms"]}
+    assert list(arms) == ["prompt-k-shot", "probe-ngrams", "probe-hidden"] and report["n_test"] == 8
+    assert "hf model" in arms["prompt-k-shot"]["method"] and str(hf_model_dir) in arms["prompt-k-shot"]["method"]
+    assert str(tiny_checkpoint) in arms["probe-hidden"]["method"]
 
 
 def test_generation_bakeoff_fine_tunes_and_decodes(tiny_checkpoint, tmp_path):

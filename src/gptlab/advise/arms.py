@@ -41,8 +41,8 @@ def prompt_classify(lm, train: list[Example], test: list[Example], s: BakeoffSet
     label_tokens = max(len(encode(lm.tokenizer, " " + lab)) for lab in labels)
     tokens = float(np.mean([len(encode(lm.tokenizer, p)) for p in prompts])) + label_tokens
     return arm_result("prompt-k-shot", "prompt", f"{s.shots}-shot prompting of {lm.kind} model {lm.path} "
-                f"({lm.n_params:,} parameters), labels scored as continuations",
-                [e.y for e in test], preds, seconds, s, tokens=tokens)
+                      f"({lm.n_params:,} parameters), labels scored as continuations",
+                      [e.y for e in test], preds, seconds, s, tokens=tokens)
 
 
 def _logistic(seed: int):
@@ -62,7 +62,7 @@ def probe_ngrams(train: list[Example], test: list[Example], s: BakeoffSettings) 
     t0 = time.perf_counter()
     preds = list(pipe.predict([clip(e.x, s.max_chars) for e in test]))
     return arm_result("probe-ngrams", "finetune", "logistic regression on hashed word 1-2-gram TF-IDF features",
-                [e.y for e in test], preds, time.perf_counter() - t0, s, train_seconds=train_seconds)
+                      [e.y for e in test], preds, time.perf_counter() - t0, s, train_seconds=train_seconds)
 
 
 def probe_hidden(lm, train: list[Example], test: list[Example], s: BakeoffSettings) -> dict[str, Any]:
@@ -78,7 +78,7 @@ def probe_hidden(lm, train: list[Example], test: list[Example], s: BakeoffSettin
     t0 = time.perf_counter()
     preds = list(pipe.predict(mean_hidden(lm, [clip(e.x, s.max_chars) for e in test], s.batch_size)))
     return arm_result("probe-hidden", "finetune", f"logistic regression on mean-pooled final hidden states of {lm.path}",
-                [e.y for e in test], preds, time.perf_counter() - t0, s, train_seconds=train_seconds)
+                      [e.y for e in test], preds, time.perf_counter() - t0, s, train_seconds=train_seconds)
 
 
 # ----------------------------------------------------------------------------- generation
@@ -98,7 +98,7 @@ def prompt_generate(lm, train: list[Example], test: list[Example], s: BakeoffSet
     preds, seconds = _generate_all(lm.model, lm.tokenizer, prompts, s, "bake-off: prompt")
     tokens = float(np.mean([len(encode(lm.tokenizer, p)) for p in prompts]))
     return arm_result("prompt-k-shot", "prompt", f"{s.shots}-shot prompting of {lm.kind} model {lm.path}, greedy decoding",
-                [e.y for e in test], preds, seconds, s, tokens=tokens)
+                      [e.y for e in test], preds, seconds, s, tokens=tokens)
 
 
 def finetune_generate(lm, train: list[Example], test: list[Example], s: BakeoffSettings) -> dict[str, Any]:
@@ -141,5 +141,5 @@ def finetune_generate(lm, train: list[Example], test: list[Example], s: BakeoffS
     prompts = [generation_prompt([], e.x, s.max_chars) for e in test]
     preds, seconds = _generate_all(model, lm.tokenizer, prompts, s, "bake-off: fine-tuned")
     return arm_result("finetune-lm", "finetune", f"{lm.path} fine-tuned for {s.finetune_steps} steps, zero-shot greedy decoding",
-                [e.y for e in test], preds, seconds, s, train_seconds=train_seconds,
-                extra={"train_loss_first": losses[0], "train_loss_last": float(np.mean(losses[-5:]))})
+                      [e.y for e in test], preds, seconds, s, train_seconds=train_seconds,
+                      extra={"train_loss_first": losses[0], "train_loss_last": float(np.mean(losses[-5:]))})

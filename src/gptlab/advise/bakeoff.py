@@ -7,10 +7,10 @@ classification
     demonstrations and the query; each label is scored as a continuation and the most
     likely one is the prediction (``gptlab.eval.scoring.loglikelihood``).
   * ``probe-ngrams``: logistic regression on hashed word 1-2-gram TF-IDF features; needs no LM.
-  * ``probe-hidden``: logistic regression on the LM's mean-pooled final hidden states.
+  * ``probe-hidden``: logistic regression on the small model's mean-pooled final hidden states.
 generation
   * ``prompt-k-shot``: greedy decoding after k demonstrations.
-  * ``finetune-lm``: a copy of the same LM fine-tuned on the training pairs, then greedy decoding.
+  * ``finetune-lm``: a copy of the small model (default: the same LM) fine-tuned on the pairs, then greedy decoding.
 
 Each arm reports a score with a 95% interval (accuracy: Wilson; macro-F1, token-F1 and
 the arm-vs-arm difference: bootstrap), latency per example and an estimated cost (see
@@ -111,28 +111,31 @@ def _checksums(paths: list[Path]) -> dict[str, str]:
 
 def run_bakeoff(train_path: str | Path, test_path: str | Path, settings: BakeoffSettings,
                 model_path: str | Path | None = None, out_dir: str | Path | None = None,
-                answers=None) -> dict[str, Any]:
+                answers=None, small_model_path: str | Path | None = None) -> dict[str, Any]:
     """Run every arm that applies, compare them, feed the numbers into the advisor, and write
-    ``bakeoff.json``, ``report.md``, ``predictions.jsonl`` and a manifest into ``out_dir``."""
+    ``bakeoff.json``, ``report.md``, ``predictions.jsonl`` and a manifest into ``out_dir``.
+
+    ``model_path`` is the LM that is prompted; ``small_model_path`` (default: the same) is the
+    one the fine-tuned arms start from: its hidden states for the probe, its weights for generation."""
     from gptlab.advise.answers import Answers, merge_answers
     from gptlab.advise.engine import advise
     from gptlab.console import log
     from gptlab.manifest import atomic_write, atomic_write_json, is_complete, stage_key, write_manifest
 
+    from gptlab.advise.lm import load_lm
     from gptlab.config import validate
 
     s = settings
     validate(s, prefix="bakeoff.")
     train, test = read_examples(train_path, s.task), read_examples(test_path, s.task)
-    lm = None
-    if model_path is not None:
-        from gptlab.advise.lm import load_lm
-        lm = load_lm(model_path, s.device)
+    lm = load_lm(model_path, s.device) if model_path is not None else None
+    small = load_lm(small_model_path, s.device) if small_model_path is not None else lm
     answers = answers or Answers()
     key = None
     if out_dir is not None:
-        weights = lm.weight_files() if lm is not None else []
+        weights = (lm.weight_files() if lm is not None else []) + (small.weight_files() if small is not lm else [])
         key = stage_key({"settings": asdict(s), "answers": asdict(answers), "model": str(model_path),
+                         "small_model": str(small_model_path),
                          "data": _checksums([Path(train_path), Path(test_path)]), "weights": _checksums(weights)})
         if is_complete(out_dir, key):
             log(f"bakeoff: complete, skipping ({out_dir})")
@@ -148,13 +151,13 @@ def run_bakeoff(train_path: str | Path, test_path: str | Path, settings: Bakeoff
         if lm is not None:
             arms.append(prompt_classify(lm, train, test, s))
         arms.append(probe_ngrams(train, test, s))
-        if lm is not None:
-            arms.append(probe_hidden(lm, train, test, s))
+        if small is not None:
+            arms.append(probe_hidden(small, train, test, s))
     else:
         if lm is None:
             raise ConfigError("--task generation needs --model (the LM to prompt and to fine-tune)")
         arms.append(prompt_generate(lm, train, test, s))
-        arms.append(finetune_generate(lm, train, test, s))
+        arms.append(finetune_generate(small, train, test, s))
 
     comparison = compare(arms, s.seed)
     prompted = next((a for a in arms if a["family"] == "prompt"), None)
@@ -167,7 +170,9 @@ def run_bakeoff(train_path: str | Path, test_path: str | Path, settings: Bakeoff
         measured["measured_prompt_usd_per_1k"] = prompted["usd_per_1k_examples"]
     advice = advise(merge_answers(answers, **{k: v for k, v in measured.items() if v not in (None, "unknown")}))
     report = {"settings": asdict(s), "train": str(train_path), "test": str(test_path),
-              "model": str(model_path) if model_path else None, "n_train": len(train), "n_test": len(test),
+              "model": str(model_path) if model_path else None,
+              "small_model": str(small_model_path) if small_model_path else None,
+              "n_train": len(train), "n_test": len(test),
               "labels": sorted({e.y for e in train}) if s.task == "classification" else [],
               "arms": arms, "comparison": comparison, "advice": advice.to_json(),
               "cost_model": "USD per 1k examples = latency x 1000 / 3600 x usd_per_hour "

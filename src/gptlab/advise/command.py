@@ -45,12 +45,13 @@ def advise_command(answers_file: str | None, flags: dict[str, Any], interactive:
 
 
 def bakeoff_command(train: str, test: str, task: str, model: str | None, out: str | None, as_json: bool,
-                    answers_file: str | None, flags: dict[str, Any], **settings: Any) -> None:
+                    answers_file: str | None, flags: dict[str, Any], small_model: str | None = None,
+                    **settings: Any) -> None:
     from gptlab.advise.bakeoff import BakeoffSettings, render_markdown, run_bakeoff
 
     answers = collect_answers(answers_file, flags, interactive=False)
     report = run_bakeoff(train, test, BakeoffSettings(task=task, **settings), model_path=model, out_dir=out,
-                         answers=answers)
+                         answers=answers, small_model_path=small_model)
     if as_json:
         print(json.dumps(report, indent=2, default=str))
     else:
