@@ -96,11 +96,17 @@ def render(advice: Advice, console=None) -> None:
         console.print(f"[dim]votes: {votes}[/dim]")
     if advice.fired:
         t = Table(show_lines=False)
-        for col in ("rule", "votes for", "weight", "because"):
-            t.add_column(col, overflow="fold")
+        t.add_column("rule", no_wrap=True)
+        t.add_column("votes for", no_wrap=True)
+        t.add_column("+", justify="right")
+        t.add_column("because", ratio=1)
         for f in advice.fired:
-            weight = str(f.weight) if f.superseded_by is None else f"0 (superseded by {f.superseded_by})"
-            t.add_row(f.id + (" [measured]" if f.source == "measured" else ""), f.verdict, weight, f.reason)
+            rule = f.id + (" (measured)" if f.source == "measured" else "")
+            if f.superseded_by is None:
+                t.add_row(rule, f.verdict, str(f.weight), f.reason)
+            else:
+                t.add_row(f"[dim]{rule}[/dim]", f"[dim]{f.verdict}[/dim]", "0",
+                          f"[dim](superseded by {f.superseded_by})[/dim] {f.reason}")
         console.print(t)
     for n in advice.notes:
         console.print(f"note: {n}")
