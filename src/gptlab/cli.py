@@ -66,7 +66,7 @@ def cmd_advise(args) -> None:
         bakeoff_command(args.train, args.test, args.task, args.model, args.out, args.json, args.answers,
                         answers_from_args(args), small_model=args.small_model, shots=args.shots, max_chars=args.max_chars, seed=args.seed,
                         usd_per_hour=args.usd_per_hour, usd_per_1k_tokens=args.usd_per_1k_tokens,
-                        finetune_steps=args.finetune_steps, device=args.device)
+                        finetune_steps=args.finetune_steps, device=args.device, hybrid=args.hybrid)
     else:
         advise_command(args.answers, answers_from_args(args), args.interactive, args.json, args.out, args.flow)
 
@@ -96,6 +96,8 @@ def _add_advise(sub) -> None:
     b.add_argument("--usd-per-hour", type=float, default=0.10, help="serving machine price (cost model)")
     b.add_argument("--usd-per-1k-tokens", type=float, default=0.0, help="API price per 1k prompt tokens")
     b.add_argument("--finetune-steps", type=int, default=100, help="generation: steps of the fine-tuned arm")
+    b.add_argument("--hybrid", action="store_true",
+                   help="also measure the hybrid road: the prompted LM labels the training set for the probe")
     b.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu", help="where the LM arms run")
     b.add_argument("--answers", help="YAML file of answers about constraints (latency, budget...)")
     b.add_argument("--json", action="store_true", help="print the whole report as JSON")

@@ -17,12 +17,13 @@ def test_domain_bakeoff_on_the_embedded_corpus_writes_a_report(domain_set, tiny_
     train, test = domain_set
     out = tmp_path / "bakeoff"
     argv = ["advise", "bakeoff", "--train", str(train), "--test", str(test), "--task", "classification",
-            "--model", str(tiny_checkpoint), "--out", str(out), "--shots", "2", "--latency-ms", "5000", "--json"]
+            "--model", str(tiny_checkpoint), "--out", str(out), "--shots", "2", "--latency-ms", "5000", "--hybrid",
+            "--json"]
     assert main(argv) == 0
     report = json.loads(capsys.readouterr().out)
     assert verify(out)[0] and {"bakeoff.json", "report.md", "predictions.jsonl"} <= {p.name for p in out.iterdir()}
     arms = {a["name"]: a for a in report["arms"]}
-    assert set(arms) == {"prompt-k-shot", "probe-ngrams", "probe-hidden"}
+    assert set(arms) == {"prompt-k-shot", "probe-ngrams", "probe-hidden", "hybrid-llm-labels"}
     gold = [e.y for e in read_examples(test, "classification")]
     for a in arms.values():
         m = a["metrics"]
@@ -35,6 +36,10 @@ def test_domain_bakeoff_on_the_embedded_corpus_writes_a_report(domain_set, tiny_
     majority = Counter(gold).most_common(1)[0][1] / len(gold)
     assert arms["probe-ngrams"]["metrics"]["accuracy"] > majority + 0.1
     assert arms["prompt-k-shot"]["tokens_per_example"] > 10
+    # The hybrid arm learns from the LM's labels, so it can only be as good as they let it be.
+    assert 0 <= arms["hybrid-llm-labels"]["llm_label_agreement"] <= 1
+    assert report["comparison"]["hybrid"] in ("keeps_quality", "loses_quality")
+    assert report["advice"]["answers"]["measured_hybrid"] == report["comparison"]["hybrid"]
     # The measured numbers reach the advisor.
     c, adv = report["comparison"], report["advice"]
     assert c["winner"] in ("prompt", "finetune", "tie") and c["difference_ci"][0] <= c["difference"] <= c["difference_ci"][1]

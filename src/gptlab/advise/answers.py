@@ -48,6 +48,7 @@ class Answers:
     # --- measured by the bake-off
     measured_winner: str = rng(choices=(UNKNOWN, "prompt", "finetune", "tie"), default=UNKNOWN)
     measured_cheaper: str = rng(choices=(UNKNOWN, "prompt", "finetune"), default=UNKNOWN)
+    measured_hybrid: str = rng(choices=(UNKNOWN, "keeps_quality", "loses_quality"), default=UNKNOWN)
     measured_prompt_latency_ms: float | None = rng(0.0, None, default=None)
     measured_prompt_usd_per_1k: float | None = rng(0.0, None, default=None)
 

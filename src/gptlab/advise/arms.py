@@ -2,7 +2,8 @@
 returns an arm record from :func:`gptlab.advise.metrics.arm_result`.
 
 classification: ``prompt_classify`` (k-shot, labels scored as continuations), ``probe_ngrams``
-and ``probe_hidden`` (logistic regression on n-gram or LM features).
+and ``probe_hidden`` (logistic regression on n-gram or LM features), ``hybrid_classify``
+(the n-gram probe trained on the prompted LM's labels).
 generation: ``prompt_generate`` (k-shot greedy decoding), ``finetune_generate`` (a fine-tuned copy).
 """
 from __future__ import annotations
@@ -24,22 +25,29 @@ if TYPE_CHECKING:
 
 # ----------------------------------------------------------------------------- classification
 
-def prompt_classify(lm, train: list[Example], test: list[Example], s: BakeoffSettings) -> dict[str, Any]:
+def _prompt_predict(lm, demos: list[Example], labels: list[str], texts: list[str], s: BakeoffSettings,
+                    description: str) -> tuple[list[str], float, float]:
+    """k-shot label predictions for ``texts``: (labels, seconds, prompt tokens per text)."""
     from gptlab.console import progress_task
     from gptlab.eval.scoring import encode, loglikelihood, pick_choice
 
-    labels = sorted({e.y for e in train})
-    demos = demonstrations(train, s.shots, s.seed)
-    prompts = [classification_prompt(demos, labels, e.x, s.max_chars) for e in test]
+    prompts = [classification_prompt(demos, labels, t, s.max_chars) for t in texts]
     requests = [(p, " " + lab) for p in prompts for lab in labels]
     t0 = time.perf_counter()
-    with progress_task("bake-off: prompt", len(requests)) as advance:
+    with progress_task(description, len(requests)) as advance:
         scores = loglikelihood(lm.model, lm.tokenizer, requests, batch_size=s.batch_size, progress=advance)
     seconds = time.perf_counter() - t0
-    preds = [labels[pick_choice(scores[i * len(labels):(i + 1) * len(labels)])] for i in range(len(test))]
-    # What a hosted LLM would be sent per example: the whole prompt plus the longest label.
+    preds = [labels[pick_choice(scores[i * len(labels):(i + 1) * len(labels)])] for i in range(len(texts))]
+    # What a hosted LLM would be sent per text: the whole prompt plus the longest label.
     label_tokens = max(len(encode(lm.tokenizer, " " + lab)) for lab in labels)
     tokens = float(np.mean([len(encode(lm.tokenizer, p)) for p in prompts])) + label_tokens
+    return preds, seconds, tokens
+
+
+def prompt_classify(lm, train: list[Example], test: list[Example], s: BakeoffSettings) -> dict[str, Any]:
+    labels = sorted({e.y for e in train})
+    demos = demonstrations(train, s.shots, s.seed)
+    preds, seconds, tokens = _prompt_predict(lm, demos, labels, [e.x for e in test], s, "bake-off: prompt")
     return arm_result("prompt-k-shot", "prompt", f"{s.shots}-shot prompting of {lm.kind} model {lm.path} "
                       f"({lm.n_params:,} parameters), labels scored as continuations",
                       [e.y for e in test], preds, seconds, s, tokens=tokens)
@@ -50,19 +58,47 @@ def _logistic(seed: int):
     return LogisticRegression(max_iter=2000, random_state=seed)
 
 
-def probe_ngrams(train: list[Example], test: list[Example], s: BakeoffSettings) -> dict[str, Any]:
+def _ngram_probe(train: list[Example], s: BakeoffSettings):
     from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
     from sklearn.pipeline import make_pipeline
 
     pipe = make_pipeline(HashingVectorizer(ngram_range=(1, 2), n_features=2 ** 16, alternate_sign=False,
                                            norm=None), TfidfTransformer(), _logistic(s.seed))
+    return pipe.fit([clip(e.x, s.max_chars) for e in train], [e.y for e in train])
+
+
+def probe_ngrams(train: list[Example], test: list[Example], s: BakeoffSettings) -> dict[str, Any]:
     t0 = time.perf_counter()
-    pipe.fit([clip(e.x, s.max_chars) for e in train], [e.y for e in train])
+    pipe = _ngram_probe(train, s)
     train_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
     preds = list(pipe.predict([clip(e.x, s.max_chars) for e in test]))
     return arm_result("probe-ngrams", "finetune", "logistic regression on hashed word 1-2-gram TF-IDF features",
                       [e.y for e in test], preds, time.perf_counter() - t0, s, train_seconds=train_seconds)
+
+
+def hybrid_classify(lm, train: list[Example], test: list[Example], s: BakeoffSettings) -> dict[str, Any]:
+    """The hybrid road: the prompted LM labels the training texts (their gold labels unused,
+    except for the k demonstrations it is shown), and the n-gram probe learns from its labels."""
+    labels = sorted({e.y for e in train})
+    demos = demonstrations(train, s.shots, s.seed)
+    pool = [e for e in train if e not in demos]
+    t0 = time.perf_counter()
+    llm_labels, _, tokens = _prompt_predict(lm, demos, labels, [e.x for e in pool], s, "bake-off: LLM labels")
+    relabelled = demos + [Example(e.x, y) for e, y in zip(pool, llm_labels)]
+    # If the LM gave every text one label, that label is all a model could learn from it.
+    probe = _ngram_probe(relabelled, s) if len({e.y for e in relabelled}) > 1 else None
+    train_seconds = time.perf_counter() - t0
+    texts = [clip(e.x, s.max_chars) for e in test]
+    t0 = time.perf_counter()
+    preds = list(probe.predict(texts)) if probe is not None else [relabelled[0].y] * len(texts)
+    agreement = float(np.mean([a == e.y for a, e in zip(llm_labels, pool)])) if pool else 0.0
+    labelling_usd = len(pool) * tokens / 1000 * s.usd_per_1k_tokens
+    return arm_result("hybrid-llm-labels", "hybrid", f"n-gram probe trained on {len(pool)} labels from "
+                      f"{s.shots}-shot prompting of {lm.path}", [e.y for e in test], preds,
+                      time.perf_counter() - t0, s, train_seconds=train_seconds,
+                      extra={"llm_label_agreement": agreement,
+                             "usd_training": round(train_seconds / 3600 * s.usd_per_hour + labelling_usd, 6)})
 
 
 def probe_hidden(lm, train: list[Example], test: list[Example], s: BakeoffSettings) -> dict[str, Any]:

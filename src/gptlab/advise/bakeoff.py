@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from gptlab.advise.arms import finetune_generate, probe_hidden, probe_ngrams, prompt_classify, prompt_generate
+from gptlab.advise.arms import (finetune_generate, hybrid_classify, probe_hidden, probe_ngrams, prompt_classify,
+                                prompt_generate)
 from gptlab.advise.labelled import read_examples
 from gptlab.advise.stats import paired_difference
 from gptlab.fields import ConfigError, rng
@@ -45,26 +46,38 @@ class BakeoffSettings:
     finetune_lr: float = rng(0.0, 1.0, default=1e-3)
     max_new_tokens: int = rng(1, 1024, default=32)
     device: str = rng(choices=("cpu", "cuda", "auto"), default="cpu")   # where the LM arms run
+    hybrid: bool = False          # classification: also measure the hybrid road (the LM labels the training set)
 
 
 # ----------------------------------------------------------------------------- verdict and report
 
+def _paired(a: dict[str, Any], b: dict[str, Any], seed: int) -> tuple[float, float, float]:
+    return paired_difference(np.array(a["metrics"]["per_example"]), np.array(b["metrics"]["per_example"]), seed=seed)
+
+
 def compare(arms: list[dict[str, Any]], seed: int = 0) -> dict[str, Any]:
-    """Prompted arm vs the best fine-tuned arm, by a paired bootstrap on per-example scores."""
+    """Prompted arm vs the best fine-tuned arm, by a paired bootstrap on per-example scores;
+    and, when measured, whether the hybrid arm keeps the prompted arm's quality."""
     prompted = [a for a in arms if a["family"] == "prompt"]
     tuned = [a for a in arms if a["family"] == "finetune"]
     if not prompted or not tuned:
         return {"winner": "unknown", "reason": "needs both a prompted and a fine-tuned arm (give --model)"}
     p = prompted[0]
     f = max(tuned, key=lambda a: float(np.mean(a["metrics"]["per_example"])))
-    diff, lo, hi = paired_difference(np.array(p["metrics"]["per_example"]), np.array(f["metrics"]["per_example"]),
-                                     seed=seed)
+    diff, lo, hi = _paired(p, f, seed)
     winner = "finetune" if lo > 0 else "prompt" if hi < 0 else "tie"
     cheaper = "finetune" if f["usd_per_1k_examples"] <= p["usd_per_1k_examples"] else "prompt"
-    return {"prompt_arm": p["name"], "finetune_arm": f["name"], "difference": diff, "difference_ci": (lo, hi),
-            "winner": winner, "cheaper": cheaper,
-            "reason": "difference = fine-tuned minus prompted per-example score; a winner needs its 95% "
-                      "interval to exclude zero"}
+    out = {"prompt_arm": p["name"], "finetune_arm": f["name"], "difference": diff, "difference_ci": (lo, hi),
+           "winner": winner, "cheaper": cheaper,
+           "reason": "difference = fine-tuned minus prompted per-example score; a winner needs its 95% "
+                     "interval to exclude zero"}
+    hybrid = next((a for a in arms if a["family"] == "hybrid"), None)
+    if hybrid is not None:
+        hd, hlo, hhi = _paired(p, hybrid, seed)
+        # "Keeps quality" = not significantly worse than prompting (the interval reaches zero or above).
+        out.update({"hybrid_arm": hybrid["name"], "hybrid_difference": hd, "hybrid_difference_ci": (hlo, hhi),
+                    "hybrid": "keeps_quality" if hhi >= 0 else "loses_quality"})
+    return out
 
 
 def _headline(arm: dict[str, Any], task: str) -> str:
@@ -94,6 +107,10 @@ def render_markdown(report: dict[str, Any]) -> str:
         lo, hi = c["difference_ci"]
         lines[-1] += f" ({c['finetune_arm']} − {c['prompt_arm']} = {c['difference']:+.3f} [{lo:+.3f}, {hi:+.3f}]); " \
                      f"cheaper = {c['cheaper']}"
+    if "hybrid" in c:
+        lo, hi = c["hybrid_difference_ci"]
+        lines += ["", f"**Hybrid:** {c['hybrid']} ({c['hybrid_arm']} − {c['prompt_arm']} = "
+                     f"{c['hybrid_difference']:+.3f} [{lo:+.3f}, {hi:+.3f}])"]
     adv = report["advice"]
     lines += ["", f"**Recommendation:** {adv['summary']} (confidence {adv['confidence']:.2f}, {adv['level']})", "",
               "Rules that fired:", ""]
@@ -153,6 +170,8 @@ def run_bakeoff(train_path: str | Path, test_path: str | Path, settings: Bakeoff
         arms.append(probe_ngrams(train, test, s))
         if small is not None:
             arms.append(probe_hidden(small, train, test, s))
+        if lm is not None and s.hybrid:
+            arms.append(hybrid_classify(lm, train, test, s))
     else:
         if lm is None:
             raise ConfigError("--task generation needs --model (the LM to prompt and to fine-tune)")
@@ -162,7 +181,7 @@ def run_bakeoff(train_path: str | Path, test_path: str | Path, settings: Bakeoff
     comparison = compare(arms, s.seed)
     prompted = next((a for a in arms if a["family"] == "prompt"), None)
     measured = {"labels": len(train), "measured_winner": comparison["winner"],
-                "measured_cheaper": comparison.get("cheaper")}
+                "measured_cheaper": comparison.get("cheaper"), "measured_hybrid": comparison.get("hybrid")}
     if answers.task == "unknown" and s.task == "classification":
         measured["task"] = "classification"
     if prompted is not None:
