@@ -103,3 +103,16 @@ def test_the_yaml_example_in_the_docs_loads(tmp_path):
     (tmp_path / "answers.yaml").write_text(block)
     ans = load_answers(tmp_path / "answers.yaml")
     assert ans.task == "classification" and ans.labels == 5000 and ans.data_may_leave is False
+
+
+def test_write_docs_regenerates_every_copy(tmp_path):
+    from pathlib import Path
+
+    from gptlab.advise.flow import write_docs
+    page = (Path(__file__).resolve().parents[2] / "docs" / "advise.md").read_text()
+    stale = page.replace("| `few-labels` | prompt | 3 |", "| `few-labels` | prompt | 9 |")
+    assert stale != page
+    (tmp_path / "advise.md").write_text(stale)
+    write_docs(tmp_path)
+    assert (tmp_path / "advise.md").read_text() == page
+    assert (tmp_path / "advise-flow.mmd").read_text() == mermaid() and (tmp_path / "advise-flow.png").stat().st_size

@@ -109,11 +109,22 @@ def png(path: str | Path, rules: tuple[Rule, ...] = RULES) -> Path:
     return path
 
 
+def _replace_generated(text: str, name: str, body: str) -> str:
+    start, end = f"<!-- generated: {name} -->\n", "<!-- end generated -->"
+    a = text.index(start) + len(start)
+    return text[:a] + body + text[text.index(end, a):]
+
+
 def write_docs(docs_dir: str | Path) -> None:
+    """Regenerate every copy of the flow: the .mmd and .png files and the parts of advise.md."""
     from gptlab.manifest import atomic_write
     docs = Path(docs_dir)
     atomic_write(docs / "advise-flow.mmd", mermaid())
     png(docs / "advise-flow.png")
+    page = (docs / "advise.md").read_text(encoding="utf-8")
+    page = _replace_generated(page, "flow", f"```mermaid\n{mermaid()}```\n")
+    page = _replace_generated(page, "table", markdown_table())
+    atomic_write(docs / "advise.md", page)
 
 
 if __name__ == "__main__":
