@@ -136,27 +136,27 @@ def run_bakeoff(train_path: str | Path, test_path: str | Path, settings: Bakeoff
     one the fine-tuned arms start from: its hidden states for the probe, its weights for generation."""
     from gptlab.advise.answers import Answers, merge_answers
     from gptlab.advise.engine import advise
+    from gptlab.advise.lm import load_lm, weight_files
+    from gptlab.config import validate
     from gptlab.console import log
     from gptlab.manifest import atomic_write, atomic_write_json, is_complete, stage_key, write_manifest
-
-    from gptlab.advise.lm import load_lm
-    from gptlab.config import validate
 
     s = settings
     validate(s, prefix="bakeoff.")
     train, test = read_examples(train_path, s.task), read_examples(test_path, s.task)
-    lm = load_lm(model_path, s.device) if model_path is not None else None
-    small = load_lm(small_model_path, s.device) if small_model_path is not None else lm
     answers = answers or Answers()
     key = None
     if out_dir is not None:
-        weights = (lm.weight_files() if lm is not None else []) + (small.weight_files() if small is not lm else [])
+        models = [m for m in (model_path, small_model_path) if m is not None]
         key = stage_key({"settings": asdict(s), "answers": asdict(answers), "model": str(model_path),
                          "small_model": str(small_model_path),
-                         "data": _checksums([Path(train_path), Path(test_path)]), "weights": _checksums(weights)})
+                         "data": _checksums([Path(train_path), Path(test_path)]),
+                         "weights": [_checksums(weight_files(m)) for m in models]})
         if is_complete(out_dir, key):
             log(f"bakeoff: complete, skipping ({out_dir})")
             return json.loads((Path(out_dir) / "bakeoff.json").read_text())
+    lm = load_lm(model_path, s.device) if model_path is not None else None
+    small = load_lm(small_model_path, s.device) if small_model_path is not None else lm
 
     arms = []
     if s.task == "classification":

@@ -25,10 +25,6 @@ class LM:
     kind: str            # "gptlab" or "hf"
     path: str
     n_params: int
-    folder: Path         # where the weights were read from (a checkpoint or the HF folder)
-
-    def weight_files(self) -> list[Path]:
-        return sorted(self.folder.glob("model*.safetensors"))
 
     @property
     def max_length(self) -> int:
@@ -45,6 +41,20 @@ def _is_hf_folder(p: Path) -> bool:
         return False
 
 
+def weights_folder(path: str | Path) -> Path:
+    """The folder whose weights ``load_lm(path)`` would read, found without loading them."""
+    p = Path(path)
+    if _is_hf_folder(p):
+        return p
+    from gptlab.api import _find_checkpoint  # the same lookup load_model uses
+    return _find_checkpoint(p)
+
+
+def weight_files(path: str | Path) -> list[Path]:
+    """The weight files ``load_lm(path)`` would read: what a bake-off's result depends on."""
+    return sorted(weights_folder(path).glob("model*.safetensors"))
+
+
 def load_lm(path: str | Path, device: str = "cpu") -> LM:
     """``device``: cpu, cuda or auto (cuda when there is one); the model stays in fp32."""
     from gptlab.train.precision import resolve_device
@@ -56,15 +66,15 @@ def load_lm(path: str | Path, device: str = "cpu") -> LM:
         from transformers import AutoModelForCausalLM, AutoTokenizer
         model = AutoModelForCausalLM.from_pretrained(p, local_files_only=True, use_safetensors=True)
         tok = AutoTokenizer.from_pretrained(p, local_files_only=True)
-        kind, folder = "hf", p
+        kind = "hf"
     else:
         from gptlab.api import load_model
         from gptlab.tokenizer import load_tokenizer
         model, ckpt = load_model(p, return_path=True)
         tok = load_tokenizer(ckpt)
-        kind, folder = "gptlab", Path(ckpt)
+        kind = "gptlab"
     model.to(resolve_device(device)).eval()
-    return LM(model, tok, kind, str(p), sum(t.numel() for t in model.parameters()), folder)
+    return LM(model, tok, kind, str(p), sum(t.numel() for t in model.parameters()))
 
 
 @torch.no_grad()
