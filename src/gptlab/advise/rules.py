@@ -256,9 +256,3 @@ RULES: tuple[Rule, ...] = (
          "The prompted model's estimated cost per 1,000 examples exceeds your budget.", source="measured"),
 )
 
-
-def rule_by_id(rule_id: str) -> Rule:
-    for r in RULES:
-        if r.id == rule_id:
-            return r
-    raise KeyError(rule_id)
