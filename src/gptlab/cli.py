@@ -82,6 +82,50 @@ def _add_interop(sub) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--block-size", type=int, help="context length, for architectures that store none (BLOOM)")
     p.set_defaults(fn=cmd_import)
+def cmd_advise(args) -> None:
+    from gptlab.advise.answers import answers_from_args
+    from gptlab.advise.command import advise_command, bakeoff_command
+    if args.advise_command == "bakeoff":
+        bakeoff_command(args.train, args.test, args.task, args.model, args.out, args.json, args.answers,
+                        answers_from_args(args), small_model=args.small_model, shots=args.shots, max_chars=args.max_chars, seed=args.seed,
+                        usd_per_hour=args.usd_per_hour, usd_per_1k_tokens=args.usd_per_1k_tokens,
+                        finetune_steps=args.finetune_steps, device=args.device, hybrid=args.hybrid)
+    else:
+        advise_command(args.answers, answers_from_args(args), args.interactive, args.json, args.out, args.flow)
+
+
+def _add_advise(sub) -> None:
+    from gptlab.advise.answers import MEASURED, add_answer_arguments
+    p = sub.add_parser("advise", help="prompt a large LLM or fine-tune a smaller model? (rules + bake-off)")
+    p.add_argument("--answers", help="YAML file of answers (see docs/advise.md)")
+    p.add_argument("--interactive", action=argparse.BooleanOptionalAction, default=None,
+                   help="ask the questions (default: when no answers are given and stdin is a terminal)")
+    p.add_argument("--json", action="store_true", help="print the advice as JSON")
+    p.add_argument("--out", help="also write the advice as JSON to this file")
+    p.add_argument("--flow", action="store_true", help="print the rule table as a mermaid decision flow")
+    add_answer_arguments(p)
+    p.set_defaults(fn=cmd_advise, advise_command=None)
+    b = p.add_subparsers(dest="advise_command").add_parser(
+        "bakeoff", help="measure k-shot prompting vs fine-tuned probes on your labelled JSONL")
+    b.add_argument("--train", required=True, help="JSONL: {text, label} or {input, target}")
+    b.add_argument("--test", required=True)
+    b.add_argument("--task", choices=("classification", "generation"), default="classification")
+    b.add_argument("--model", help="a gptlab checkpoint/run folder or a local Hugging Face model folder")
+    b.add_argument("--small-model", help="the model the fine-tuned arms start from (default: --model)")
+    b.add_argument("--out", help="folder for bakeoff.json, report.md, predictions.jsonl")
+    b.add_argument("--shots", type=int, default=4)
+    b.add_argument("--max-chars", type=int, default=400, help="characters of each text shown to the models")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--usd-per-hour", type=float, default=0.10, help="serving machine price (cost model)")
+    b.add_argument("--usd-per-1k-tokens", type=float, default=0.0, help="API price per 1k prompt tokens")
+    b.add_argument("--finetune-steps", type=int, default=100, help="generation: steps of the fine-tuned arm")
+    b.add_argument("--hybrid", action="store_true",
+                   help="also measure the hybrid road: the prompted LM labels the training set for the probe")
+    b.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu", help="where the LM arms run")
+    b.add_argument("--answers", help="YAML file of answers about constraints (latency, budget...)")
+    b.add_argument("--json", action="store_true", help="print the whole report as JSON")
+    # The bake-off measures these itself; the task kind can still come from --answers.
+    add_answer_arguments(b, exclude=("task", "labels") + MEASURED)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_report)
 
     _add_interop(sub)
+    _add_advise(sub)
     return ap
 
 

@@ -1,0 +1,199 @@
+"""What the advisor asks about a task, and the three ways to answer: YAML, flags, or prompts.
+
+Every answer may stay unknown (``None`` or ``"unknown"``); a rule whose conditions touch an
+unknown answer simply does not fire. The ``measured_*`` answers are normally filled in by
+``gptlab advise bakeoff`` from the user's own labelled data, but can be given by hand.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gptlab.fields import ConfigError, rng
+
+UNKNOWN = "unknown"
+
+TASKS = (UNKNOWN, "classification", "reading_comprehension", "closed_book_qa", "reasoning", "commonsense",
+         "code", "summarisation", "writing", "translation", "cloze", "chatbot", "multilingual_qa",
+         "multilingual_generation", "regression", "other")
+
+
+@dataclass
+class Answers:
+    # --- the task itself
+    task: str = rng(choices=TASKS, default=UNKNOWN)
+    translation: str = rng(choices=(UNKNOWN, "into_english", "out_of_english", "between_high_resource"),
+                           default=UNKNOWN)
+    language: str = rng(choices=(UNKNOWN, "english", "high_resource", "low_resource"), default=UNKNOWN)
+    task_kinds: int | None = rng(1, None, default=None)
+    knowledge: str = rng(choices=(UNKNOWN, "none", "in_context", "world"), default=UNKNOWN)
+    retrieval: bool | None = None
+    needs_emergent: bool | None = None
+    mimic_humans: bool | None = None
+    counterfactual: bool | None = None
+    spurious: bool | None = None
+    # --- the data
+    labels: int | None = rng(0, None, default=None)
+    distribution: str = rng(choices=(UNKNOWN, "in_distribution", "shifted"), default=UNKNOWN)
+    # --- deployment constraints
+    api_affordable: bool | None = None
+    data_may_leave: bool | None = None
+    large_model_hosting: bool | None = None
+    latency_ms: float | None = rng(0.0, None, default=None)
+    budget_usd_per_1k: float | None = rng(0.0, None, default=None)
+    # --- measured by the bake-off
+    measured_winner: str = rng(choices=(UNKNOWN, "prompt", "finetune", "tie"), default=UNKNOWN)
+    measured_cheaper: str = rng(choices=(UNKNOWN, "prompt", "finetune"), default=UNKNOWN)
+    measured_hybrid: str = rng(choices=(UNKNOWN, "keeps_quality", "loses_quality"), default=UNKNOWN)
+    measured_prompt_latency_ms: float | None = rng(0.0, None, default=None)
+    measured_prompt_usd_per_1k: float | None = rng(0.0, None, default=None)
+
+
+# One question per answer, in the order the interactive mode asks them.
+QUESTIONS: dict[str, str] = {
+    "task": "What kind of task is it?",
+    "translation": "If it is translation: which direction?",
+    "language": "Which language are the inputs in?",
+    "task_kinds": "How many different kinds of task must one system handle?",
+    "knowledge": "Where does the knowledge to solve it live (none needed, in the input, the world)?",
+    "retrieval": "Could a retrieval step (search, a document store) supply that knowledge?",
+    "needs_emergent": "Does it need multi-step reasoning (chain of thought, hard BIG-Bench-like tasks)?",
+    "mimic_humans": "Must the system mimic a human (open conversation, persona)?",
+    "counterfactual": "Does the task contradict common world knowledge (redefined maths, modified quotes)?",
+    "spurious": "Is the task prone to spurious correlations (negation, shortcut cues)?",
+    "labels": "How many labelled examples do you have?",
+    "distribution": "Will the inputs at use look like your labelled data (in_distribution) or drift (shifted)?",
+    "api_affordable": "Is calling a large-LLM API for every request within budget?",
+    "data_may_leave": "May the data leave your premises (be sent to an API)?",
+    "large_model_hosting": "Can you host or reach a large model with the hardware and engineering you have?",
+    "latency_ms": "Latency budget per request, in milliseconds (blank if none)?",
+    "budget_usd_per_1k": "Budget in USD per 1,000 requests (blank if none)?",
+}
+
+
+def _hints() -> dict[str, Any]:
+    return typing.get_type_hints(Answers)
+
+
+def answers_from_dict(data: dict[str, Any], source: str = "answers") -> Answers:
+    """Validate a mapping into Answers; errors are one line naming the source and key."""
+    from gptlab.config import _apply, validate  # the config loader's checks, reused for this dataclass
+
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of answers, got {type(data).__name__}")
+    ans = Answers()
+    try:
+        _apply(ans, {k: v for k, v in data.items() if v is not None})
+        validate(ans)
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None
+    return ans
+
+
+def load_answers(path: str | Path) -> Answers:
+    import yaml
+
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: answers file not found") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: invalid YAML ({str(e).splitlines()[0]})") from None
+    return answers_from_dict(data, source=str(p))
+
+
+def to_dict(ans: Answers) -> dict[str, Any]:
+    return dataclasses.asdict(ans)
+
+
+def merge_answers(base: Answers, **known: Any) -> Answers:
+    """``base`` with the given answers filled in (``None`` values are ignored)."""
+    data = {k: v for k, v in to_dict(base).items() if v is not None and v != UNKNOWN}
+    data.update({k: v for k, v in known.items() if v is not None})
+    return answers_from_dict(data)
+
+
+# ----------------------------------------------------------------------------- flags
+
+def _base_type(tp: Any) -> Any:
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    return args[0] if args else tp
+
+
+def _parse_bool(text: str) -> bool:
+    t = text.strip().lower()
+    if t in ("yes", "y", "true", "1"):
+        return True
+    if t in ("no", "n", "false", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected yes or no, got {text!r}")
+
+
+MEASURED = tuple(f.name for f in dataclasses.fields(Answers) if f.name.startswith("measured_"))
+
+
+def add_answer_arguments(parser: argparse.ArgumentParser, exclude: tuple[str, ...] = ()) -> None:
+    """One ``--flag`` per answer (``--task classification --labels 5000 --data-may-leave no``)."""
+    hints = _hints()
+    group = parser.add_argument_group("answers (each one optional)")
+    for f in dataclasses.fields(Answers):
+        if f.name in exclude:
+            continue
+        tp = _base_type(hints[f.name])
+        flag = "--" + f.name.replace("_", "-")
+        help_text = QUESTIONS.get(f.name, "filled in by the bake-off; may be given by hand")
+        kwargs: dict[str, Any] = {"dest": f"answer_{f.name}", "default": None, "help": help_text}
+        if f.metadata.get("choices"):
+            kwargs["choices"] = [c for c in f.metadata["choices"] if c != UNKNOWN]
+        elif tp is bool:
+            kwargs["type"], kwargs["metavar"] = _parse_bool, "yes|no"
+        elif tp in (int, float):
+            kwargs["type"], kwargs["metavar"] = tp, "N"
+        group.add_argument(flag, **kwargs)
+
+
+def answers_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    return {f.name: getattr(args, f"answer_{f.name}") for f in dataclasses.fields(Answers)
+            if getattr(args, f"answer_{f.name}", None) is not None}
+
+
+# ----------------------------------------------------------------------------- interactive
+
+def ask_interactive(console=None, stream=None) -> Answers:
+    """Ask every question with rich prompts; Enter keeps an answer unknown."""
+    from rich.console import Console
+    from rich.prompt import Prompt
+
+    console = console or Console()
+    hints = _hints()
+    data: dict[str, Any] = {}
+    fields = {f.name: f for f in dataclasses.fields(Answers)}
+    for name, question in QUESTIONS.items():
+        f = fields[name]
+        tp = _base_type(hints[name])
+        if name == "translation" and data.get("task") != "translation":
+            continue
+        if name == "retrieval" and data.get("knowledge") != "world" and data.get("task") != "closed_book_qa":
+            continue
+        choices = list(f.metadata.get("choices") or ())
+        if tp is bool:
+            choices = [UNKNOWN, "yes", "no"]
+        while True:
+            raw = Prompt.ask(question, console=console, stream=stream, choices=choices or None,
+                             default=UNKNOWN if choices else "", show_default=bool(choices))
+            raw = raw.strip()
+            if raw in ("", UNKNOWN):
+                break
+            try:
+                data[name] = _parse_bool(raw) if tp is bool else tp(raw)
+                answers_from_dict({name: data[name]})
+                break
+            except (ValueError, argparse.ArgumentTypeError, ConfigError) as e:
+                data.pop(name, None)
+                console.print(f"[red]{e}[/red]")
+    return answers_from_dict(data, source="interactive answers")

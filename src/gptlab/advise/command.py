@@ -1,0 +1,58 @@
+"""What `gptlab advise` and `gptlab advise bakeoff` do, kept out of cli.py so it stays wiring."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from gptlab.advise.answers import Answers, answers_from_dict, ask_interactive, load_answers, to_dict
+
+
+def collect_answers(answers_file: str | Path | None, flags: dict[str, Any],
+                    interactive: bool | None = None) -> Answers:
+    """YAML file ← flags (flags win). With neither, ask interactively when a person is at the terminal."""
+    if interactive is None:
+        interactive = answers_file is None and not flags and sys.stdin.isatty()
+    if interactive:
+        base = ask_interactive()
+    elif answers_file is not None:
+        base = load_answers(answers_file)
+    else:
+        base = Answers()
+    data = {k: v for k, v in to_dict(base).items() if v is not None}
+    data.update(flags)
+    return answers_from_dict(data, source=str(answers_file) if answers_file else "flags")
+
+
+def advise_command(answers_file: str | None, flags: dict[str, Any], interactive: bool | None,
+                   as_json: bool, out: str | None = None, flow: bool = False) -> None:
+    from gptlab.advise.engine import advise, render
+    from gptlab.manifest import atomic_write_json
+
+    if flow:
+        from gptlab.advise.flow import mermaid
+        print(mermaid(), end="")
+        return
+    advice = advise(collect_answers(answers_file, flags, interactive))
+    if out:
+        atomic_write_json(out, advice.to_json())
+    if as_json:
+        print(json.dumps(advice.to_json(), indent=2))
+    else:
+        from rich.console import Console
+        render(advice, Console())
+
+
+def bakeoff_command(train: str, test: str, task: str, model: str | None, out: str | None, as_json: bool,
+                    answers_file: str | None, flags: dict[str, Any], small_model: str | None = None,
+                    **settings: Any) -> None:
+    from gptlab.advise.bakeoff import BakeoffSettings, render_markdown, run_bakeoff
+
+    answers = collect_answers(answers_file, flags, interactive=False)
+    report = run_bakeoff(train, test, BakeoffSettings(task=task, **settings), model_path=model, out_dir=out,
+                         answers=answers, small_model_path=small_model)
+    if as_json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        print(render_markdown(report))
