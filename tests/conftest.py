@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 os.environ.setdefault("GPTLAB_PROGRESS", "0")
 
@@ -28,3 +29,12 @@ def tiny_checkpoint(tiny_run) -> Path:
     ck = latest_valid(tiny_run / "train" / "checkpoints")
     assert ck is not None
     return ck
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models run faster on one thread, and do not thrash when the cores are shared."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
