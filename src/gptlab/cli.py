@@ -84,6 +84,31 @@ def _add_interop(sub) -> None:
     p.set_defaults(fn=cmd_import)
 
 
+def cmd_generate(args) -> None:
+    from gptlab.eval.generate import run_generate
+    texts = run_generate(args.checkpoint, args.prompt, args.max_new_tokens, args.temperature, args.top_k or None,
+                         args.top_p, args.seed, args.num_samples, use_cache=not args.no_cache, device=args.device)
+    for i, text in enumerate(texts):
+        if i:
+            print("-" * 40)
+        print(args.prompt + text)
+
+
+def _add_generate(sub) -> None:
+    p = sub.add_parser("generate", help="sample text from a checkpoint")
+    p.add_argument("--checkpoint", required=True, help="a checkpoint, training or run folder")
+    p.add_argument("--prompt", required=True)
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
+    p.add_argument("--top-k", type=int, default=50, help="0 = off")
+    p.add_argument("--top-p", type=float, help="nucleus sampling, e.g. 0.95")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num-samples", type=int, default=1)
+    p.add_argument("--no-cache", action="store_true", help="recompute the whole context at every step")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(fn=cmd_generate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="gptlab", description="Pretrain GPT-style models the way that worked.")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -142,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_report)
 
     _add_interop(sub)
+    _add_generate(sub)
     return ap
 
 
