@@ -50,8 +50,22 @@ def cmd_train(args) -> None:
 
 
 def cmd_eval(args) -> None:
-    from gptlab.eval.bpb import run_eval
-    run_eval(_config(args), args.heldout, args.checkpoint, args.pack, args.out)
+    cfg = _config(args)
+    if args.tasks:
+        from gptlab.eval.tasks import run_tasks
+        e = cfg.eval
+        run_tasks(args.checkpoint, args.tasks, args.out, e.num_fewshot, e.fewshot_seed, args.fewshot_pool,
+                  e.batch_size, e.max_new_tokens, device=args.device)
+    if args.harness:
+        from gptlab.eval.harness import run_harness
+        run_harness(args.harness.split(","), args.checkpoint, args.out, args.include_path,
+                    cfg.eval.num_fewshot or None, args.limit, cfg.eval.batch_size, args.device,
+                    log_samples=args.log_samples)
+    if args.heldout:
+        from gptlab.eval.bpb import run_eval
+        run_eval(cfg, args.heldout, args.checkpoint, args.pack, args.out)
+    elif not (args.tasks or args.harness):
+        raise FileNotFoundError("gptlab eval needs --heldout (bits-per-byte), --tasks FILE... or --harness TASKS")
 
 
 def cmd_report(args) -> None:
@@ -153,11 +167,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.set_defaults(fn=cmd_train)
 
-    p = sub.add_parser("eval", help="held-out bits-per-byte per domain")
+    p = sub.add_parser("eval", help="held-out bits-per-byte per domain, local tasks, lm-eval tasks")
     p.add_argument("--checkpoint", required=True, help="a checkpoint, training or run folder")
-    p.add_argument("--heldout", required=True, help="a held-out shard or folder (e.g. RUN/curate)")
+    p.add_argument("--heldout", help="a held-out shard or folder (e.g. RUN/curate), for bits-per-byte")
     p.add_argument("--pack", help="pack folder, for the unigram baseline")
     p.add_argument("--out", required=True)
+    p.add_argument("--tasks", nargs="+", metavar="FILE", help="local JSONL tasks (see docs/eval.md)")
+    p.add_argument("--fewshot-pool", help="a JSONL task whose rows serve as the few-shot examples")
+    p.add_argument("--harness", metavar="TASKS", help="comma-separated lm-evaluation-harness tasks")
+    p.add_argument("--include-path", help="a folder of lm-eval task YAML files")
+    p.add_argument("--limit", type=int, help="lm-eval: at most this many rows per task")
+    p.add_argument("--log-samples", action="store_true", help="lm-eval: keep per-row requests and answers")
+    p.add_argument("--device", default="cpu")
     _add_common(p)
     p.set_defaults(fn=cmd_eval)
 
