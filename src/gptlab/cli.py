@@ -54,7 +54,7 @@ def cmd_eval(args) -> None:
     if args.tasks:
         from gptlab.eval.tasks import run_tasks
         e = cfg.eval
-        run_tasks(args.checkpoint, args.tasks, args.out, e.num_fewshot, e.fewshot_seed, args.fewshot_pool,
+        run_tasks(args.checkpoint, args.tasks.split(","), args.out, e.num_fewshot, e.fewshot_seed, args.fewshot_pool,
                   e.batch_size, e.max_new_tokens, device=args.device)
     if args.harness:
         from gptlab.eval.harness import run_harness
@@ -172,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heldout", help="a held-out shard or folder (e.g. RUN/curate), for bits-per-byte")
     p.add_argument("--pack", help="pack folder, for the unigram baseline")
     p.add_argument("--out", required=True)
-    p.add_argument("--tasks", nargs="+", metavar="FILE", help="local JSONL tasks (see docs/eval.md)")
+    p.add_argument("--tasks", metavar="FILES", help="comma-separated local JSONL tasks (see docs/eval.md)")
     p.add_argument("--fewshot-pool", help="a JSONL task whose rows serve as the few-shot examples")
     p.add_argument("--harness", metavar="TASKS", help="comma-separated lm-evaluation-harness tasks")
     p.add_argument("--include-path", help="a folder of lm-eval task YAML files")

@@ -113,3 +113,24 @@ def test_cloze_rows_take_the_gold_from_the_text():
         gold = m["choices"][m["gold"]]
         assert len(m["choices"]) == 3 and all(c.startswith(d + "_") == (c == gold) for c in m["choices"])
         assert g["query"] == m["query"] and g["answer"] == gold.split()[0]
+
+
+def test_eval_tasks_cli_writes_results_with_a_manifest_and_skips_when_complete(tiny_run, tiny_checkpoint, tmp_path):
+    from gptlab.cli import main
+    from gptlab.eval.cloze import write_cloze_tasks
+    from gptlab.manifest import is_complete
+    mc, gen = write_cloze_tasks(tiny_run / "curate" / "heldout", tmp_path / "tasks", n_rows=8)
+    argv = ["eval", "--checkpoint", str(tiny_checkpoint), "--out", str(tmp_path / "ev"),
+            "--tasks", f"{mc},{gen}", "eval.num_fewshot=1", "eval.max_new_tokens=4"]
+    assert main(argv) == 0
+    out = tmp_path / "ev" / "tasks"
+    assert is_complete(out)
+    summary = json.loads((out / "manifest.json").read_text())["summary"]["tasks"]
+    assert set(summary[mc.stem]["metrics"]) == {"acc", "acc_norm", "acc_bytes"}
+    assert set(summary[gen.stem]["metrics"]) == {"exact_match", "f1"}
+    rows = json.loads((out / f"{mc.stem}.json").read_text())["rows"]
+    assert len(rows) == 8 and all(r["prompt"].count("\n\n") == 1 for r in rows)     # 1-shot
+    before = (out / "manifest.json").stat().st_mtime_ns
+    assert main(argv) == 0                                   # complete: nothing is redone
+    assert (out / "manifest.json").stat().st_mtime_ns == before
+    assert main(argv[:-2] + ["eval.num_fewshot=99"]) == 2    # out of range: a one-line config error
