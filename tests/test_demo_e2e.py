@@ -91,3 +91,10 @@ def test_cli_report_and_load_model(tiny_run, tmp_path):
     ids = torch.randint(0, model.config.vocab_size, (2, 9))
     assert model(ids).shape == (2, 9, model.config.vocab_size)
     assert json.loads((tiny_run / "eval" / "eval.json").read_text())["overall"]["bpb"] > 0
+
+
+def test_periodic_eval_is_logged_during_training(tiny_run):
+    rows = [json.loads(l) for l in (tiny_run / "train" / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in rows if "eval_bpb" in r]
+    assert [r["step"] for r in evals] == [75, 150]
+    assert evals[-1]["eval_bpb"] < evals[0]["eval_bpb"]

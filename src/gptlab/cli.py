@@ -50,8 +50,22 @@ def cmd_train(args) -> None:
 
 
 def cmd_eval(args) -> None:
-    from gptlab.eval.bpb import run_eval
-    run_eval(_config(args), args.heldout, args.checkpoint, args.pack, args.out)
+    cfg = _config(args)
+    if args.tasks:
+        from gptlab.eval.tasks import run_tasks
+        e = cfg.eval
+        run_tasks(args.checkpoint, args.tasks.split(","), args.out, e.num_fewshot, e.fewshot_seed, args.fewshot_pool,
+                  e.batch_size, e.max_new_tokens, device=args.device)
+    if args.harness:
+        from gptlab.eval.harness import run_harness
+        run_harness(args.harness.split(","), args.checkpoint, args.out, args.include_path,
+                    cfg.eval.num_fewshot or None, args.limit, cfg.eval.batch_size, args.device,
+                    log_samples=args.log_samples)
+    if args.heldout:
+        from gptlab.eval.bpb import run_eval
+        run_eval(cfg, args.heldout, args.checkpoint, args.pack, args.out)
+    elif not (args.tasks or args.harness):
+        raise FileNotFoundError("gptlab eval needs --heldout (bits-per-byte), --tasks FILE... or --harness TASKS")
 
 
 def cmd_report(args) -> None:
@@ -128,6 +142,31 @@ def _add_advise(sub) -> None:
     add_answer_arguments(b, exclude=("task", "labels") + MEASURED)
 
 
+def cmd_generate(args) -> None:
+    from gptlab.eval.generate import run_generate
+    texts = run_generate(args.checkpoint, args.prompt, args.max_new_tokens, args.temperature, args.top_k or None,
+                         args.top_p, args.seed, args.num_samples, use_cache=not args.no_cache, device=args.device)
+    for i, text in enumerate(texts):
+        if i:
+            print("-" * 40)
+        print(args.prompt + text)
+
+
+def _add_generate(sub) -> None:
+    p = sub.add_parser("generate", help="sample text from a checkpoint")
+    p.add_argument("--checkpoint", required=True, help="a checkpoint, training or run folder")
+    p.add_argument("--prompt", required=True)
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
+    p.add_argument("--top-k", type=int, default=50, help="0 = off")
+    p.add_argument("--top-p", type=float, help="nucleus sampling, e.g. 0.95")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num-samples", type=int, default=1)
+    p.add_argument("--no-cache", action="store_true", help="recompute the whole context at every step")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(fn=cmd_generate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="gptlab", description="Pretrain GPT-style models the way that worked.")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -172,11 +211,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.set_defaults(fn=cmd_train)
 
-    p = sub.add_parser("eval", help="held-out bits-per-byte per domain")
+    p = sub.add_parser("eval", help="held-out bits-per-byte per domain, local tasks, lm-eval tasks")
     p.add_argument("--checkpoint", required=True, help="a checkpoint, training or run folder")
-    p.add_argument("--heldout", required=True, help="a held-out shard or folder (e.g. RUN/curate)")
+    p.add_argument("--heldout", help="a held-out shard or folder (e.g. RUN/curate), for bits-per-byte")
     p.add_argument("--pack", help="pack folder, for the unigram baseline")
     p.add_argument("--out", required=True)
+    p.add_argument("--tasks", metavar="FILES", help="comma-separated local JSONL tasks (see docs/eval.md)")
+    p.add_argument("--fewshot-pool", help="a JSONL task whose rows serve as the few-shot examples")
+    p.add_argument("--harness", metavar="TASKS", help="comma-separated lm-evaluation-harness tasks")
+    p.add_argument("--include-path", help="a folder of lm-eval task YAML files")
+    p.add_argument("--limit", type=int, help="lm-eval: at most this many rows per task")
+    p.add_argument("--log-samples", action="store_true", help="lm-eval: keep per-row requests and answers")
+    p.add_argument("--device", default="cpu")
     _add_common(p)
     p.set_defaults(fn=cmd_eval)
 
@@ -187,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_interop(sub)
     _add_advise(sub)
+    _add_generate(sub)
     return ap
 
 

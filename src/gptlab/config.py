@@ -51,7 +51,7 @@ def demo_preset(size: str) -> dict[str, Any]:
             "pack": {"seq_len": 64},
             "model": {"n_layer": 2, "n_head": 2, "n_embd": 64},
             "train": {"max_steps": 150, "batch_size": 16, "lr": 3e-3, "warmup_steps": 15,
-                      "checkpoint_every": 50, "log_every": 10},
+                      "checkpoint_every": 50, "log_every": 10, "eval_every": 75},
         }
     if size == "small":
         return {
@@ -60,7 +60,7 @@ def demo_preset(size: str) -> dict[str, Any]:
             "pack": {"seq_len": 256},
             "model": {"n_layer": 4, "n_head": 4, "n_embd": 192},
             "train": {"max_steps": 800, "batch_size": 16, "lr": 2e-3, "warmup_steps": 60,
-                      "checkpoint_every": 200},
+                      "checkpoint_every": 200, "eval_every": 200},
         }
     raise ConfigError(f"--size: unknown size {size!r} (choose tiny or small)")
 

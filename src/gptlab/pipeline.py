@@ -15,7 +15,7 @@ def run_all(cfg: RunConfig, out_dir: str | Path, workers: int = 2) -> Path:
     from gptlab.data.curate import run_curate
     from gptlab.data.harvest import run_harvest
     from gptlab.data.pack import run_pack
-    from gptlab.eval.bpb import run_eval
+    from gptlab.eval.bpb import make_bpb_eval, run_eval
     from gptlab.manifest import atomic_write
     from gptlab.config import to_toml
     from gptlab.report import write_report
@@ -29,7 +29,11 @@ def run_all(cfg: RunConfig, out_dir: str | Path, workers: int = 2) -> Path:
     run_curate(cfg, run / "harvest", run / "curate", workers=workers)
     run_tokenizer(cfg, run / "curate", run / "tokenizer")
     run_pack(cfg, run / "curate", run / "tokenizer", run / "pack")
-    run_train(cfg, run / "pack", run / "train", resume=True, tokenizer_file=run / "tokenizer" / "tokenizer.json")
+    # Periodic held-out bpb during training (train.eval_every), logged to metrics and TensorBoard.
+    eval_fn = (make_bpb_eval(run / "curate" / "heldout", run / "tokenizer", run / "pack", cfg)
+               if cfg.train.eval_every else None)
+    run_train(cfg, run / "pack", run / "train", resume=True, tokenizer_file=run / "tokenizer" / "tokenizer.json",
+              eval_fn=eval_fn)
     run_eval(cfg, run / "curate" / "heldout", run / "train", run / "pack", run / "eval")
     report = write_report(run)
     log(f"report: {report}")

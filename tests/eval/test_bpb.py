@@ -59,3 +59,39 @@ def test_trained_model_beats_unigram_on_held_out_text(tiny_run):
     r = json.loads((tiny_run / "eval" / "eval.json").read_text())
     assert r["overall"]["bpb"] < r["overall"]["unigram_bpb"]
     assert set(r["domains"]) >= {"code", "prose", "bible"}
+
+
+def test_make_bpb_eval_feeds_the_training_hook_and_tensorboard(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    from gptlab.data.documents import Document, write_shard
+    from gptlab.eval.bpb import make_bpb_eval
+    from gptlab.train.hooks import EvalHook, MetricsHook
+
+    vocab = {"<|endoftext|>": 0, "a": 1, "b": 2, "c": 3}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="c"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    (tmp_path / "heldout").mkdir()
+    write_shard(tmp_path / "heldout" / "part-00000.jsonl.zst",
+                [Document("1", "a b a", "s", "code"), Document("2", "b", "s", "prose")])
+    evaluate = make_bpb_eval(tmp_path / "heldout", tok)
+
+    class UniformModel(Uniform):
+        def __init__(self):
+            super().__init__(4, 4)
+            self.w = torch.nn.Parameter(torch.zeros(1))     # a device to read
+
+    metrics = MetricsHook(tmp_path / "train")
+    state = type("S", (), {"step": 4, "model": UniformModel()})()
+    metrics.on_train_start(state)
+    hook = EvalHook(2, evaluate, metrics)
+    row = {"step": 4}
+    hook.on_step_end(state, row)
+    metrics.on_train_end(state)
+    assert row["eval_bpb"] == pytest.approx(4 * 2 / 6)          # 4 tokens x 2 bits over 6 bytes
+    tb = EventAccumulator(str(tmp_path / "train" / "tb"))
+    tb.Reload()
+    assert tb.Scalars("eval_bpb/code")[0].value == pytest.approx(3 * 2 / 5)
+    assert tb.Scalars("eval_bpb/prose")[0].value == pytest.approx(2.0)
+    assert tb.Scalars("eval_bpb/code")[0].step == 4

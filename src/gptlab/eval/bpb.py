@@ -152,3 +152,33 @@ def run_eval(cfg, heldout: str | Path, checkpoint: str | Path, pack_dir: str | P
     log(f"eval: held-out {o['bpb']:.3f} bpb" + (f" (unigram {o['unigram_bpb']:.3f})" if counts is not None else "")
         + f" over {o['docs']} docs → {out}")
     return result
+
+
+def make_bpb_eval(heldout: str | Path, tokenizer, pack_dir: str | Path | None = None, cfg=None,
+                  max_docs: int | None = None):
+    """An ``evaluate(model)`` for the training loop's periodic eval hook (``train.eval_every``).
+
+    Reads the held-out documents and the unigram counts once; each call returns per-domain
+    and overall bpb as ``evaluate_bpb`` does, on the model's own device. ``tokenizer`` is a
+    Tokenizer or a tokenizer file/folder; ``cfg`` a RunConfig (for eval.stride_fraction and
+    eval.batch_size; defaults otherwise)."""
+    from gptlab.data.documents import read_shards, shard_paths
+    from gptlab.tokenizer import load_tokenizer
+
+    heldout = Path(heldout)
+    files = [heldout] if heldout.is_file() else shard_paths(heldout)
+    docs = list(read_shards(files))[:max_docs]
+    if not docs:
+        raise ValueError(f"{heldout}: no held-out documents to evaluate")
+    tok = load_tokenizer(tokenizer) if isinstance(tokenizer, (str, Path)) else tokenizer
+    counts = None
+    if pack_dir is not None:
+        from gptlab.data.pack import PackedData
+        counts = PackedData(pack_dir).unigram_counts()
+    stride_fraction = cfg.eval.stride_fraction if cfg is not None else 0.5
+    batch_size = cfg.eval.batch_size if cfg is not None else 8
+
+    def evaluate(model) -> dict:
+        device = next(model.parameters()).device
+        return evaluate_bpb(model, tok, docs, counts, stride_fraction, batch_size, device)
+    return evaluate

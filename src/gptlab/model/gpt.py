@@ -6,6 +6,9 @@ norm that belongs to the attention branch and ``post_attention_layernorm`` the o
 belongs to the MLP branch, wherever the placement puts them. Calling the model on token
 ids of shape [batch, seq] returns logits of shape [batch, seq, vocab]; the loss lives in
 the trainer, because recipes differ in what they add to it (z-loss, for one).
+
+For generation, ``model(ids, cache=KVCache(model))`` keeps each layer's keys and values, so
+the next call feeds only the new tokens: positions continue where the cache ends.
 """
 from __future__ import annotations
 
@@ -53,10 +56,13 @@ def alibi_slopes(n_head: int) -> torch.Tensor:
     return torch.tensor(slopes, dtype=torch.float32)
 
 
-def alibi_bias(slopes: torch.Tensor, T: int) -> torch.Tensor:
-    """[H, T, T] additive score bias: -slope * distance to the key, -inf above the diagonal."""
-    pos = torch.arange(T, device=slopes.device)
-    distance = (pos[None, :] - pos[:, None]).float()          # j - i: <= 0 where attention is allowed
+def alibi_bias(slopes: torch.Tensor, T: int, offset: int = 0) -> torch.Tensor:
+    """[H, T, offset + T] additive score bias: -slope * distance to the key, -inf for future keys.
+
+    ``offset`` is the number of cached tokens before the T queries (0 without a KV cache)."""
+    q = torch.arange(offset, offset + T, device=slopes.device)
+    k = torch.arange(offset + T, device=slopes.device)
+    distance = (k[None, :] - q[:, None]).float()              # j - i: <= 0 where attention is allowed
     bias = slopes[:, None, None] * distance
     return bias.masked_fill(distance > 0, float("-inf"))
 
@@ -84,6 +90,37 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, style: str
     return torch.cat([out.to(x.dtype), rest], dim=-1)
 
 
+def causal_mask(T: int, offset: int, device) -> torch.Tensor:
+    """[T, offset + T] boolean mask, True where query i (at position offset + i) may attend key j.
+
+    SDPA's is_causal aligns the diagonal top-left, which is wrong once keys outnumber queries."""
+    q = torch.arange(offset, offset + T, device=device)
+    return torch.arange(offset + T, device=device)[None, :] <= q[:, None]
+
+
+class KVCache:
+    """Keys and values of every layer for the tokens seen so far (incremental decoding).
+
+    Keys are stored after the rotary rotation and before grouped-query expansion, so a
+    multi-query model caches one head, not n_head copies."""
+
+    def __init__(self, model: nn.Module | None = None, n_layer: int | None = None):
+        n = n_layer if n_layer is not None else model.config.n_layer
+        self.keys: list[torch.Tensor | None] = [None] * n
+        self.values: list[torch.Tensor | None] = [None] * n
+
+    @property
+    def length(self) -> int:
+        return 0 if self.keys[0] is None else self.keys[0].shape[2]
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.keys[layer] is not None:
+            k = torch.cat([self.keys[layer], k], dim=2)
+            v = torch.cat([self.values[layer], v], dim=2)
+        self.keys[layer], self.values[layer] = k, v
+        return k, v
+
+
 # ----------------------------------------------------------------------------- layers
 
 class Attention(nn.Module):
@@ -107,6 +144,9 @@ class Attention(nn.Module):
         if "rope" in pos:
             cos, sin = pos["rope"]
             q, k = apply_rope(q, cos, sin, self.rope_style), apply_rope(k, cos, sin, self.rope_style)
+        if "cache" in pos:
+            cache, layer = pos["cache"]
+            k, v = cache.update(layer, k, v)
         if self.n_kv_head != self.n_head:
             # Grouped/multi-query attention: each key/value head serves n_head/n_kv_head queries.
             rep = self.n_head // self.n_kv_head
@@ -115,6 +155,8 @@ class Attention(nn.Module):
         if "alibi" in pos:
             # A float mask carries both ALiBi and causality (SDPA then uses its memory-efficient kernel).
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=pos["alibi"].to(q.dtype), dropout_p=drop)
+        elif "mask" in pos:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=pos["mask"], dropout_p=drop)
         else:
             # is_causal lets SDPA pick the flash kernel where the hardware has one.
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=drop)
@@ -247,27 +289,30 @@ class GPT(nn.Module):
 
     # ------------------------------------------------------------------------- forward
 
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+    def forward(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         c = self.config
         B, T = idx.shape
-        if T > c.block_size:
-            raise ValueError(f"sequence of {T} tokens exceeds block_size {c.block_size}")
+        offset = cache.length if cache is not None else 0   # tokens already in the cache
+        if offset + T > c.block_size:
+            raise ValueError(f"sequence of {offset + T} tokens exceeds block_size {c.block_size}")
         x = self.embed_tokens(idx)
         if c.embed_grad_scale != 1.0:
             # GLM-130B's embedding-gradient shrink: same value, gradient times alpha.
             x = x * c.embed_grad_scale + x.detach() * (1.0 - c.embed_grad_scale)
         pos: dict = {}
         if c.position == "learned":
-            x = x + self.embed_positions(torch.arange(T, device=idx.device))
+            x = x + self.embed_positions(torch.arange(offset, offset + T, device=idx.device))
         elif c.position == "rope":
-            pos["rope"] = (self.rope_cos[:T], self.rope_sin[:T])
+            pos["rope"] = (self.rope_cos[offset:offset + T], self.rope_sin[offset:offset + T])
         else:
-            pos["alibi"] = alibi_bias(self.alibi_slopes, T)
+            pos["alibi"] = alibi_bias(self.alibi_slopes, T, offset)
+        if offset and "alibi" not in pos:
+            pos["mask"] = causal_mask(T, offset, idx.device)
         if c.embed_norm:
             x = self.embed_layernorm(x)
         x = self.drop(x)
-        for block in self.layers:
-            x = block(x, pos)
+        for i, block in enumerate(self.layers):
+            x = block(x, pos if cache is None else {**pos, "cache": (cache, i)})
         if c.placement == "pre":
             x = self.norm(x)
         logits = self.lm_head(x)

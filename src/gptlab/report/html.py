@@ -121,21 +121,47 @@ def _events_table(path: Path) -> str:
 
 
 def _eval_section(run: Path, figs: Path) -> str:
+    from gptlab.eval.coverage import HELM_METRICS, scenario_coverage
     from gptlab.report.plots import eval_chart
     ev = read_manifest(run / "eval")
-    if not ev:
+    tasks, harness = read_manifest(run / "eval" / "tasks"), read_manifest(run / "eval" / "harness")
+    if not (ev or tasks or harness):
         return ""
-    r = ev["summary"]
-    chart = eval_chart(r["domains"], figs / "eval.png")
-    rows = []
-    for name, d in list(r["domains"].items()) + [("overall", r["overall"])]:
-        uni = d.get("unigram_bpb")
-        rows.append([name, d["docs"], d["bytes"], d["bpb"], uni if uni is not None else "—",
-                     f"{100 * (1 - d['bpb'] / uni):.0f}%" if uni else "—"])
-    return f"""<section id="evaluation"><h2>Held-out evaluation</h2>{_img(chart, "eval")}
+    parts = ['<section id="evaluation"><h2>Evaluation</h2>']
+    if ev and "domains" in ev.get("summary", {}):
+        r = ev["summary"]
+        chart = eval_chart(r["domains"], figs / "eval.png")
+        rows = []
+        for name, d in list(r["domains"].items()) + [("overall", r["overall"])]:
+            uni = d.get("unigram_bpb")
+            rows.append([name, d["docs"], d["bytes"], d["bpb"], uni if uni is not None else "—",
+                         f"{100 * (1 - d['bpb'] / uni):.0f}%" if uni else "—"])
+        parts.append(f"""<h3>Held-out bits-per-byte, per domain</h3>{_img(chart, "eval")}
 {_table(["domain", "docs", "bytes", "model bpb", "unigram bpb", "model vs unigram"], rows)}
 <p>Bits per UTF-8 byte of the raw held-out text; every token predicted once from up to {r['window']} tokens of
-context (stride {r['stride']}). The unigram baseline uses token frequencies of the training stream.</p></section>"""
+context (stride {r['stride']}). The unigram baseline uses token frequencies of the training stream.</p>""")
+    if tasks:
+        rows = []
+        for name, t in tasks["summary"]["tasks"].items():
+            m = t["metrics"]
+            rows.append([name, t["kind"].replace("_", " "), t["num_fewshot"], t["n"],
+                         *(m[k] if k in m else "—" for k in ("acc", "acc_norm", "acc_bytes", "exact_match", "f1"))])
+        parts.append("<h3>Local tasks</h3>" + _table(
+            ["task", "kind", "shots", "rows", "acc", "acc_norm", "acc_bytes", "exact match", "F1"], rows)
+            + "<p>Small models favour short answers under the summed log-likelihood (acc); acc_norm divides "
+              "by the answer's characters and acc_bytes by its UTF-8 bytes.</p>")
+    if harness:
+        rows = [[task, ", ".join(f"{k} {v:.3f}" for k, v in m.items())]
+                for task, m in harness["summary"]["tasks"].items()]
+        parts.append("<h3>lm-evaluation-harness</h3>" + _table(["task", "metrics"], rows))
+    cov = scenario_coverage(run)
+    parts.append("<h3>Coverage of HELM's scenarios and metrics</h3>"
+                 + _table(["scenario", "kind", "task", "status"], cov)
+                 + _table(["metric", "status", "how"], [list(m) for m in HELM_METRICS])
+                 + "<p>run: results in this report; available: an lm-evaluation-harness task exists "
+                   "(<code>gptlab eval --harness TASK</code> with its dataset cached locally); not covered: neither.</p>")
+    parts.append("</section>")
+    return "\n".join(parts)
 
 
 def _config_section(run: Path) -> str:

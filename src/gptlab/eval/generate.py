@@ -1,0 +1,122 @@
+"""Text generation: temperature, top-k and top-p (nucleus) sampling with a seed and a KV cache.
+
+The prompt is conditioned on the end-of-text token, as every training document is, and
+generation stops at end-of-text, at a stop string, or after ``max_new_tokens``. With a KV
+cache each step feeds one token; when the context is full, the cache is re-primed from
+the last half block (so long generations keep a sliding window of context).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from gptlab.model.gpt import KVCache
+
+
+@dataclass
+class Sampling:
+    temperature: float = 1.0          # 0 = greedy (argmax)
+    top_k: int | None = None          # keep the k most likely tokens
+    top_p: float | None = None        # keep the smallest set of tokens whose probability reaches p
+    seed: int | None = None
+
+
+def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:
+    """Set to -inf every logit that top-k or top-p excludes (logits: [..., V])."""
+    logits = logits.clone()
+    if top_k is not None and 0 < top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
+        logits[logits < kth] = float("-inf")
+    if top_p is not None and 0.0 < top_p < 1.0:
+        probs, order = torch.sort(torch.softmax(logits, dim=-1), dim=-1, descending=True)
+        # Drop a token once the more likely tokens before it already hold p of the mass:
+        # the most likely token always survives.
+        drop_sorted = (probs.cumsum(-1) - probs) >= top_p
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        logits[drop] = float("-inf")
+    return logits
+
+
+def sample_next(logits: torch.Tensor, s: Sampling, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One token id per row of ``logits`` [B, V]."""
+    if s.temperature == 0:
+        return logits.argmax(-1)
+    probs = torch.softmax(filter_logits(logits.float() / s.temperature, s.top_k, s.top_p), dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+@torch.no_grad()
+def generate_ids(model, ids: list[int], max_new_tokens: int, s: Sampling = Sampling(),
+                 stop_ids: tuple[int, ...] = (), use_cache: bool = True, should_stop=None) -> list[int]:
+    """Generated token ids (without the prompt ``ids``). ``should_stop(new_ids)`` may end early."""
+    block = model.config.block_size
+    device = next(model.parameters()).device
+    generator = None
+    if s.seed is not None:
+        generator = torch.Generator(device=device)
+        generator.manual_seed(s.seed)
+    was_training = model.training
+    model.eval()
+    seq, new = list(ids), []
+    cache, fed = None, 0                 # fed: how many tokens of seq the cache holds
+    for _ in range(max_new_tokens):
+        if use_cache:
+            if cache is None or cache.length + len(seq) - fed > block:
+                # (Re)prime: the whole prompt, or the last half block once the context is full.
+                keep = seq[-block:] if cache is None else seq[-(block // 2):]
+                cache, fed = KVCache(model), len(seq)
+                logits = model(torch.tensor([keep], device=device), cache=cache)
+            else:
+                logits = model(torch.tensor([seq[fed:]], device=device), cache=cache)
+                fed = len(seq)
+        else:
+            logits = model(torch.tensor([seq[-block:]], device=device))
+        nxt = int(sample_next(logits[:, -1, :], s, generator)[0])
+        seq.append(nxt)
+        new.append(nxt)
+        if nxt in stop_ids or (should_stop is not None and should_stop(new)):
+            break
+    model.train(was_training)
+    return new
+
+
+def cut_at_stop(text: str, stop: list[str]) -> str:
+    """The text before the first occurrence of any stop string."""
+    for st in stop:
+        if st and st in text:
+            text = text[:text.index(st)]
+    return text
+
+
+def generate_text(model, tokenizer, prompt: str, max_new_tokens: int = 64, s: Sampling = Sampling(),
+                  stop: list[str] | None = None, use_cache: bool = True) -> str:
+    """The continuation of ``prompt`` (the prompt itself is not repeated)."""
+    from gptlab.eval.scoring import encode, eos_token_id
+    eos = eos_token_id(tokenizer)
+    ids = ([eos] if eos is not None else []) + encode(tokenizer, prompt)
+    stop = list(stop or [])
+
+    def should_stop(new: list[int]) -> bool:
+        return bool(stop) and any(st in tokenizer.decode(new) for st in stop)
+
+    new = generate_ids(model, ids, max_new_tokens, s, stop_ids=(eos,) if eos is not None else (),
+                       use_cache=use_cache, should_stop=should_stop)
+    if new and eos is not None and new[-1] == eos:
+        new = new[:-1]
+    return cut_at_stop(tokenizer.decode(new), stop)
+
+
+def run_generate(checkpoint, prompt: str, max_new_tokens: int = 64, temperature: float = 0.8,
+                 top_k: int | None = 50, top_p: float | None = None, seed: int | None = 0,
+                 num_samples: int = 1, use_cache: bool = True, device: str = "cpu") -> list[str]:
+    """`gptlab generate`: continuations of ``prompt`` from a checkpoint (or training/run folder)."""
+    from gptlab.api import load_model
+    from gptlab.tokenizer import load_tokenizer
+    model, ckpt = load_model(checkpoint, return_path=True, device=device)
+    tok = load_tokenizer(ckpt)
+    out = []
+    for i in range(num_samples):
+        s = Sampling(temperature, top_k, top_p, None if seed is None else seed + i)
+        out.append(generate_text(model, tok, prompt, max_new_tokens, s, use_cache=use_cache))
+    return out

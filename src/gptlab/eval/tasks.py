@@ -1,0 +1,232 @@
+"""Local few-shot tasks: multiple choice and short-answer generation, from JSONL files.
+
+A task is one ``NAME.jsonl`` file, one example per line (see docs/eval.md):
+
+* multiple choice: ``{"query": "...", "choices": ["...", "..."], "gold": 1}``
+* generation:      ``{"query": "...", "answer": "..."}`` (``answer`` may be a list of accepted answers)
+
+The prompt follows lm-evaluation-harness's layout, so a task scores the same here and in
+the harness (``harness.write_harness_task`` writes the matching YAML): k solved examples
+``query + " " + answer`` joined by blank lines, then the query; each choice is scored as
+the continuation ``" " + choice``. The k examples are drawn from the task's other rows (or
+from a separate pool file) by a generator seeded with (seed, row), so a row's prompt does
+not depend on which other rows are evaluated, or in what order.
+
+Multiple-choice metrics: ``acc`` picks the choice with the highest summed log-likelihood;
+small models favour short answers under that rule, so ``acc_norm`` divides by the choice's
+length in characters and ``acc_bytes`` by its length in UTF-8 bytes (lm-eval's definitions).
+Generation metrics: greedy decoding up to a stop string, then ``exact_match`` and token
+``f1`` after SQuAD's normalisation (lower case, no punctuation or articles, single spaces),
+the best over the accepted answers.
+
+Task text must never be in the tokenizer's or the model's training data: build tasks from
+held-out documents or from text outside the corpus.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import random
+import re
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+
+QUERY_ANSWER = " "          # lm-eval's target_delimiter
+BETWEEN_EXAMPLES = "\n\n"   # lm-eval's fewshot_delimiter
+
+
+class TaskError(ValueError):
+    """A task file that cannot be read, with the file, line and key at fault."""
+
+
+@dataclass
+class Example:
+    query: str
+    choices: list[str] | None = None      # multiple choice
+    gold: int | None = None
+    answers: list[str] = field(default_factory=list)   # generation
+
+    @property
+    def target(self) -> str:
+        """The solved answer shown when this row is a few-shot example."""
+        return self.choices[self.gold] if self.choices is not None else self.answers[0]
+
+
+@dataclass
+class Task:
+    name: str
+    kind: str                              # "multiple_choice" or "generation"
+    examples: list[Example]
+    path: Path | None = None
+
+
+def _example(obj, where: str) -> tuple[str, Example]:
+    if not isinstance(obj, dict):
+        raise TaskError(f"{where}: expected a JSON object")
+    if not isinstance(obj.get("query"), str):
+        raise TaskError(f"{where}: key 'query' must be a string")
+    if "choices" in obj:
+        ch, gold = obj["choices"], obj.get("gold")
+        if not (isinstance(ch, list) and len(ch) >= 2 and all(isinstance(c, str) and c for c in ch)):
+            raise TaskError(f"{where}: key 'choices' must be a list of at least 2 non-empty strings")
+        if not isinstance(gold, int) or isinstance(gold, bool) or not 0 <= gold < len(ch):
+            raise TaskError(f"{where}: key 'gold' must be an index into 'choices' (0..{len(ch) - 1})")
+        return "multiple_choice", Example(obj["query"], choices=ch, gold=gold)
+    if "answer" in obj:
+        ans = obj["answer"] if isinstance(obj["answer"], list) else [obj["answer"]]
+        if not ans or not all(isinstance(a, str) and a for a in ans):
+            raise TaskError(f"{where}: key 'answer' must be a non-empty string or list of strings")
+        return "generation", Example(obj["query"], answers=ans)
+    raise TaskError(f"{where}: needs 'choices' + 'gold' (multiple choice) or 'answer' (generation)")
+
+
+def load_task(path: str | Path) -> Task:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such task file")
+    kind, examples = None, []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise TaskError(f"{path}:{n}: not JSON ({e.msg})") from None
+        k, ex = _example(obj, f"{path}:{n}")
+        if kind is not None and k != kind:
+            raise TaskError(f"{path}:{n}: a {k} row in a {kind} task (one kind per file)")
+        kind = k
+        examples.append(ex)
+    if not examples:
+        raise TaskError(f"{path}: no examples")
+    return Task(path.stem, kind, examples, path)
+
+
+# ----------------------------------------------------------------------------- prompts
+
+def fewshot_indices(i: int, pool_size: int, k: int, seed: int, exclude_self: bool) -> list[int]:
+    """Which pool rows serve as row i's k examples: fixed by (seed, i) alone."""
+    candidates = [j for j in range(pool_size) if not (exclude_self and j == i)]
+    if k > len(candidates):
+        raise TaskError(f"{k}-shot needs {k} other examples; the pool has {len(candidates)}")
+    return random.Random(f"{seed}:{i}").sample(candidates, k)
+
+
+def build_prompt(ex: Example, shots: list[Example]) -> str:
+    solved = [s.query + QUERY_ANSWER + s.target for s in shots]
+    return BETWEEN_EXAMPLES.join(solved + [ex.query])
+
+
+def prompts(task: Task, k: int = 0, seed: int = 1234, pool: Task | None = None) -> list[str]:
+    src = pool or task
+    return [build_prompt(ex, [src.examples[j] for j in
+                              fewshot_indices(i, len(src.examples), k, seed, exclude_self=pool is None)])
+            for i, ex in enumerate(task.examples)]
+
+
+# ----------------------------------------------------------------------------- metrics
+
+def choice_metrics(lls: list[float], choices: list[str], gold: int) -> dict[str, float]:
+    """acc, acc_norm (per character) and acc_bytes (per UTF-8 byte) of one row."""
+    def best(scores):                      # first index on ties, like numpy.argmax
+        return max(range(len(scores)), key=lambda j: (scores[j], -j))
+    return {"acc": float(best(lls) == gold),
+            "acc_norm": float(best([ll / len(c) for ll, c in zip(lls, choices)]) == gold),
+            "acc_bytes": float(best([ll / len(c.encode("utf-8")) for ll, c in zip(lls, choices)]) == gold)}
+
+
+def normalize_answer(s: str) -> str:
+    """SQuAD's normalisation: lower case, drop punctuation and articles, collapse spaces."""
+    s = "".join(ch for ch in s.lower() if ch not in set(string.punctuation))
+    s = re.sub(r"\b(a|an|the)\b", " ", s)
+    return " ".join(s.split())
+
+
+def f1_score(prediction: str, answer: str) -> float:
+    p, a = normalize_answer(prediction).split(), normalize_answer(answer).split()
+    if not p or not a:
+        return float(p == a)
+    same = sum((collections.Counter(p) & collections.Counter(a)).values())
+    if same == 0:
+        return 0.0
+    precision, recall = same / len(p), same / len(a)
+    return 2 * precision * recall / (precision + recall)
+
+
+def generation_metrics(prediction: str, answers: list[str]) -> dict[str, float]:
+    return {"exact_match": max(float(normalize_answer(prediction) == normalize_answer(a)) for a in answers),
+            "f1": max(f1_score(prediction, a) for a in answers)}
+
+
+# ----------------------------------------------------------------------------- runner
+
+def evaluate_task(model, tokenizer, task: Task, k: int = 0, seed: int = 1234, pool: Task | None = None,
+                  batch_size: int = 16, max_new_tokens: int = 32, stop: list[str] | None = None,
+                  progress=None) -> dict:
+    """Metrics of ``task`` (means over rows) and one record per row."""
+    from gptlab.eval.generate import Sampling, generate_text
+    from gptlab.eval.scoring import loglikelihood
+
+    texts = prompts(task, k, seed, pool)
+    rows = []
+    if task.kind == "multiple_choice":
+        requests = [(p, QUERY_ANSWER + c) for p, ex in zip(texts, task.examples) for c in ex.choices]
+        scores = loglikelihood(model, tokenizer, requests, batch_size=batch_size, progress=progress)
+        at = 0
+        for p, ex in zip(texts, task.examples):
+            lls = [s for s, _ in scores[at:at + len(ex.choices)]]
+            at += len(ex.choices)
+            rows.append({"prompt": p, "loglikelihoods": lls, "gold": ex.gold,
+                         **choice_metrics(lls, ex.choices, ex.gold)})
+        names = ["acc", "acc_norm", "acc_bytes"]
+    else:
+        stop = ["\n"] if stop is None else stop
+        for p, ex in zip(texts, task.examples):
+            pred = generate_text(model, tokenizer, p, max_new_tokens, Sampling(temperature=0), stop=stop)
+            rows.append({"prompt": p, "prediction": pred, "answers": ex.answers,
+                         **generation_metrics(pred, ex.answers)})
+            if progress is not None:
+                progress(1)
+        names = ["exact_match", "f1"]
+    metrics = {m: sum(r[m] for r in rows) / len(rows) for m in names}
+    return {"task": task.name, "kind": task.kind, "num_fewshot": k, "seed": seed, "n": len(rows),
+            "metrics": metrics, "rows": rows}
+
+
+def run_tasks(checkpoint, task_files: list[str | Path], out_dir: str | Path, num_fewshot: int = 0,
+              seed: int = 1234, pool: str | Path | None = None, batch_size: int = 16,
+              max_new_tokens: int = 32, device: str = "cpu") -> dict:
+    """`gptlab eval --tasks`: run local JSONL tasks on a checkpoint; results in OUT/tasks/."""
+    from gptlab.api import load_model
+    from gptlab.console import log, progress_task
+    from gptlab.manifest import atomic_write_json, file_checksum, is_complete, read_manifest, stage_key, write_manifest
+    from gptlab.tokenizer import load_tokenizer
+
+    out = Path(out_dir) / "tasks"
+    tasks = [load_task(f) for f in task_files]          # fail on a bad file before any work
+    pool_task = load_task(pool) if pool else None
+    model, ckpt = load_model(checkpoint, return_path=True, device=device)
+    settings = {"num_fewshot": num_fewshot, "seed": seed, "max_new_tokens": max_new_tokens,
+                "pool": file_checksum(pool) if pool else None,
+                "tasks": {t.name: file_checksum(t.path) for t in tasks}}
+    key = stage_key(settings, upstream=[ckpt])
+    if is_complete(out, key):
+        log(f"eval tasks: complete, skipping ({out})")
+        return read_manifest(out)["summary"]
+    tok = load_tokenizer(ckpt)
+    out.mkdir(parents=True, exist_ok=True)
+    summary, outputs = {}, []
+    for task in tasks:
+        n = sum(len(ex.choices) for ex in task.examples) if task.kind == "multiple_choice" else len(task.examples)
+        with progress_task(f"task {task.name}", n) as advance:
+            r = evaluate_task(model, tok, task, num_fewshot, seed, pool_task, batch_size, max_new_tokens,
+                              progress=advance)
+        atomic_write_json(out / f"{task.name}.json", r)       # rows, for error analysis
+        outputs.append(f"{task.name}.json")
+        summary[task.name] = {k: r[k] for k in ("kind", "num_fewshot", "seed", "n", "metrics")}
+        log(f"task {task.name} ({num_fewshot}-shot, {r['n']} rows): "
+            + ", ".join(f"{m} {v:.3f}" for m, v in r["metrics"].items()))
+    write_manifest(out, stage="eval-tasks", key=key, outputs=outputs, config=settings,
+                   summary={"checkpoint": str(ckpt), "tasks": summary})
+    return {"checkpoint": str(ckpt), "tasks": summary}
