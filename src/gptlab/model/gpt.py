@@ -138,9 +138,15 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor, pos: dict) -> torch.Tensor:
         B, T, _ = x.shape
-        q = self.q_proj(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)
-        k = self.k_proj(x).view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
-        v = self.v_proj(x).view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
+        # One matmul for q, k and v: the three weights stay separate parameters (HF's layout),
+        # but a single wider GEMM is faster than three narrow ones.
+        projs = (self.q_proj, self.k_proj, self.v_proj)
+        bias = torch.cat([p.bias for p in projs]) if self.q_proj.bias is not None else None
+        qkv = F.linear(x, torch.cat([p.weight for p in projs]), bias)
+        q, k, v = qkv.split([self.n_head * self.head_dim] + [self.n_kv_head * self.head_dim] * 2, dim=-1)
+        q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)
+        k = k.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
+        v = v.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
         if "rope" in pos:
             cos, sin = pos["rope"]
             q, k = apply_rope(q, cos, sin, self.rope_style), apply_rope(k, cos, sin, self.rope_style)

@@ -77,7 +77,7 @@ def build_optimizer(model: nn.Module, tcfg) -> torch.optim.Optimizer:
         return Adafactor(param_groups(model, tcfg.weight_decay), lr=tcfg.lr, beta1=tcfg.beta1,
                          weight_decay=tcfg.weight_decay)
     return torch.optim.AdamW(param_groups(model, tcfg.weight_decay), lr=tcfg.lr,
-                             betas=(tcfg.beta1, tcfg.beta2), eps=1e-8, foreach=False)
+                             betas=(tcfg.beta1, tcfg.beta2), eps=1e-8)  # foreach on GPU, per-tensor on CPU
 
 
 # ----------------------------------------------------------------------------- schedules
