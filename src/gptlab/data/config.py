@@ -16,10 +16,12 @@ class DataConfig:
     max_docs_per_source: int = rng(1, 10_000_000, default=4000)
     max_doc_chars: int = rng(1000, 100_000_000, default=200_000)
     docs_per_shard: int = rng(1, 10_000_000, default=1000)
-    # Curation rules (foundation level; the data issue adds the web-scale recipe).
-    min_chars: int = rng(0, 1_000_000, default=64)
-    max_symbol_ratio: float = rng(0.0, 1.0, default=0.35)
-    min_alpha_ratio: float = rng(0.0, 1.0, default=0.25)
+    # Curation: a built-in recipe name (default, dedup, embedded) or a recipe .toml file.
+    recipe: str = "default"
+    executor: str = rng(choices=("local", "ray"), default="local")
+    # Input records larger than this are quarantined as oversized, not read into a worker.
+    max_doc_bytes: int = rng(1000, 10**10, default=20_000_000)
+    write_parquet: bool = False
     # Held-out evaluation split, per domain.
     eval_fraction: float = rng(0.0, 0.5, default=0.05)
     eval_max_docs_per_domain: int = rng(1, 1_000_000, default=40)
