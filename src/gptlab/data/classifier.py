@@ -177,7 +177,8 @@ def fit_for_run(params: ClassifierParams, sample_docs: Iterable[Document], out_d
         elif not is_ref and len(negatives) < half:
             negatives.append(d.text)
     if params.reference == "embedded":
-        positives, described = embedded_reference(half)
+        # Balanced classes; harvesting reference text costs ~20 ms a document, so take no more than needed.
+        positives, described = embedded_reference(min(half, max(200, len(negatives))))
     else:
         described = f"input sources {', '.join(sorted(ref))}"
         if len(positives) < 2:

@@ -367,6 +367,8 @@ def run_curate(cfg, harvest_dir: str | Path | list, out_dir: str | Path, workers
 
     model_dirs, classifier_info = _fit_classifiers(recipe, shards, out, dcfg)
     funnel = Funnel()
+    for spec in recipe.steps:  # every step shows in the funnel, even one that saw no document
+        funnel.step(spec.name)
     segs = segments(recipe)
     prev_global, dedup_stats = None, {}
     samples: dict[str, dict] = defaultdict(dict)  # dedup step → gidx → description

@@ -290,6 +290,7 @@ def _html_text(payload: bytes) -> str:
 def read_warc(shard: InputShard, max_bytes: int) -> Iterator[Document | Quarantined]:
     """WARC ``response`` records (HTML → main text) or WET ``conversion`` records (text)."""
     from warcio.archiveiterator import ArchiveIterator
+    from warcio.exceptions import ArchiveLoadFailed
     path = Path(shard.path)
     want = "conversion" if shard.kind == "wet" else "response"
     n = 0
@@ -303,6 +304,10 @@ def read_warc(shard: InputShard, max_bytes: int) -> Iterator[Document | Quaranti
                 url = record.rec_headers.get_header("WARC-Target-URI") or ""
                 where = f"{path}: record {n} {url}"
                 payload = record.content_stream().read()
+                if getattr(record.raw_stream, "limit", 0) > 0:
+                    # warcio ends a cut-off record quietly; bytes still owed mean truncation.
+                    yield Quarantined(shard.source, "truncated-warc", where)
+                    return
                 if shard.kind == "wet":
                     try:
                         text = payload.decode("utf-8")
@@ -321,7 +326,9 @@ def read_warc(shard: InputShard, max_bytes: int) -> Iterator[Document | Quaranti
                     continue
                 meta = {"url": url, "date": record.rec_headers.get_header("WARC-Date") or ""}
                 yield Document(id=rid.strip("<>"), text=text, source=shard.source, domain=shard.source, meta=meta)
-        except Exception as e:  # noqa: BLE001 - warcio raises many types on a cut-off archive; all mean "truncated"
+        except (ArchiveLoadFailed, EOFError, OSError, zlib.error, ValueError, AttributeError) as e:
+            # warcio fails in several ways on a cut-off or garbled archive (a header line cut
+            # in half surfaces as AttributeError inside its record loader).
             yield Quarantined(shard.source, "truncated-warc", f"{path}: after record {n} ({type(e).__name__}: {e})")
 
 
