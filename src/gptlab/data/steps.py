@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
+from itertools import repeat
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -166,8 +167,20 @@ class LangId(Step):
 STOP_WORDS = frozenset(("the", "be", "to", "of", "and", "that", "have", "with"))
 BULLETS = ("•", "●", "○", "■", "□", "▪", "▫", "‣", "⁃", "◦", "-", "*", "–", "—")
 ELLIPSES = ("...", "…")
-_SYMBOL_WORD = re.compile(r"(?<!\S)[^\w\s]+(?!\S)")
-_NO_LETTER_WORD = re.compile(r"(?<!\S)(?:[\d_]|[^\w\s])+(?!\S)")
+_SYMBOL_ONLY = re.compile(r"[^\w]+")  # a word without letters or digits
+_LETTER = re.compile(r"[^\W\d_]")
+_KNOWN: set[str] = set()
+_SYMBOL_WORDS: set[str] = set()
+_NO_LETTER_WORDS: set[str] = set()
+
+
+def _classify(word: str) -> None:
+    """Remember whether a word is symbols only and whether it has a letter."""
+    _KNOWN.add(word)
+    if _SYMBOL_ONLY.fullmatch(word):
+        _SYMBOL_WORDS.add(word)
+    if not _LETTER.search(word):
+        _NO_LETTER_WORDS.add(word)
 
 
 @dataclass
@@ -193,24 +206,31 @@ class GopherQuality(Step):
         text = doc.text
         words = text.split()
         n = len(words)
-        symbol_words = _SYMBOL_WORD.findall(text)
-        n_non_symbol = n - len(symbol_words)
-        chars_non_symbol = sum(map(len, words)) - sum(map(len, symbol_words))
+        # Classify each distinct word once, process-wide, and count with C-level set
+        # operations: far cheaper than a regex or a per-character test over every word.
+        counts = Counter(words)
+        keys = counts.keys()
+        if len(_KNOWN) > 2_000_000:  # bound the cache on endless vocabularies
+            for cache in (_KNOWN, _SYMBOL_WORDS, _NO_LETTER_WORDS):
+                cache.clear()
+        for w in keys - _KNOWN:
+            _classify(w)
+        symbol = keys & _SYMBOL_WORDS
+        n_symbol = sum(counts[w] for w in symbol)
+        symbol_chars = sum(counts[w] * len(w) for w in symbol)
+        no_letter = sum(counts[w] for w in keys & _NO_LETTER_WORDS)
+        n_non_symbol = n - n_symbol
+        chars_non_symbol = len(text) - text.count(" ") - text.count("\n") - text.count("\t") - symbol_chars
         lines = text.split("\n")
-        stop = 0
-        for w in words:
-            if w in STOP_WORDS:
-                stop += 1
-                if stop >= 8:  # enough to pass any sane threshold; stop scanning
-                    break
+        n_lines = len(lines)  # per-line tests below iterate in C (map), not in bytecode
         return {
             "words": n_non_symbol,
             "mean_word_length": round(chars_non_symbol / max(1, n_non_symbol), 3),
             "symbol_word_ratio": round((text.count("#") + text.count("...") + text.count("…")) / max(1, n), 4),
-            "bullet_lines_ratio": round(sum(1 for ln in lines if ln.lstrip().startswith(BULLETS)) / max(1, len(lines)), 4),
-            "ellipsis_lines_ratio": round(sum(1 for ln in lines if ln.endswith(ELLIPSES)) / max(1, len(lines)), 4),
-            "alpha_words_ratio": round(1 - len(_NO_LETTER_WORD.findall(text)) / max(1, n), 4),
-            "stop_words": stop,
+            "bullet_lines_ratio": round(sum(map(str.startswith, map(str.lstrip, lines), repeat(BULLETS))) / n_lines, 4),
+            "ellipsis_lines_ratio": round(sum(map(str.endswith, lines, repeat(ELLIPSES))) / n_lines, 4),
+            "alpha_words_ratio": round(1 - no_letter / max(1, n), 4),
+            "stop_words": sum(counts.get(w, 0) for w in STOP_WORDS),
         }
 
     def decide(self, doc: Document, s: dict[str, Any]) -> str | None:
