@@ -143,3 +143,13 @@ def test_embedded_demo_run_reports_funnel_clusters_and_reference_set(tiny_run):
     page = (tiny_run / "report.html").read_text()
     assert "Reference set (positives): input sources bible, stdlib-prose" in page
     assert "Sample cluster 1" in page and "reconciles" in page and "DOES NOT" not in page
+
+
+def test_url_dedup_keeps_the_first_page_per_normalised_url(tmp_path, prose):
+    rows = [{"text": prose[0], "url": "https://www.example.org/a/"}, {"text": prose[1], "url": "http://example.org/a#x"},
+            {"text": prose[2], "url": "http://example.org/b"}, {"text": prose[3]}]
+    write_jsonl(tmp_path / "u.jsonl", rows)
+    s = run_curate(_cfg(), [tmp_path / "u.jsonl"], tmp_path / "o", workers=1, recipe={"steps": [{"type": "url_dedup"}]})
+    _reconciles(s)
+    assert s["funnel"]["steps"][0]["dropped"] == {"duplicate": 1} and s["kept_docs"] == 3
+    assert s["dedup"]["url_dedup"]["samples"][0][0]["snippet"] == " ".join(prose[0].split())[:160]

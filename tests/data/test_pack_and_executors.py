@@ -35,7 +35,8 @@ def _checksums(folder: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def ray_local():
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    from gptlab.data.executors import init_ray
+    init_ray(workers=2)  # a local Ray: num_cpus=2, no dashboard; started once for the module
     yield ray
     ray.shutdown()
 

@@ -121,3 +121,21 @@ def test_classifier_trains_reports_and_saves_without_pickle(tmp_path, prose):
     s = loaded.score([prose[0], junk[0]])
     assert s[0] > 0.5 > s[1]
     assert np.allclose(s, model.score([prose[0], junk[0]]))
+
+
+def test_classifier_train_cli_reports_precision_recall(tmp_path, prose, capsys):
+    import json
+
+    from data_corpora import write_jsonl
+    from gptlab.cli import main
+    rng = np.random.default_rng(1)
+    junk = [" ".join(f"{w}{rng.integers(50)}" for w in rng.choice(["sale", "click", "win", "free", "deal"], 60))
+            for _ in range(30)]
+    write_jsonl(tmp_path / "pos.jsonl", [{"text": t} for t in prose[:30]])
+    write_jsonl(tmp_path / "neg.jsonl", [{"text": t} for t in junk])
+    assert main(["data", "classifier", "train", "--positives", str(tmp_path / "pos.jsonl"),
+                 "--negatives", str(tmp_path / "neg.jsonl"), "--out", str(tmp_path / "m")]) == 0
+    info = json.loads((tmp_path / "m" / "classifier.json").read_text())
+    assert info["positives"] == 30 and info["negatives"] == 30 and info["heldout_docs"] == 12
+    assert 0.0 <= info["precision"] <= 1.0 and info["recall"] > 0.5
+    assert "precision" in capsys.readouterr().err

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import xxhash
 
-from gptlab.data.documents import Document, read_shard, shard_paths, write_shard
+from gptlab.data.documents import Document, read_shard, write_shard
 from gptlab.data.readers import InputShard, Quarantined, discover, read_input
 
 # ----------------------------------------------------------------------------- accounting
@@ -158,7 +158,7 @@ def _describe(doc: Document) -> dict[str, Any]:
 
 def run_segment(task: SegmentTask) -> dict[str, Any]:
     """One shard through one segment. Returns (and records) its funnel and sample documents."""
-    from gptlab.data.dedup import MinHasher, map_keys, write_buckets, write_signatures
+    from gptlab.data.dedup import MinHasher, gidx_of, map_keys, write_buckets, write_signatures
     from gptlab.manifest import atomic_write_json
     done = Path(task.done)
     if done.exists():
@@ -193,7 +193,7 @@ def run_segment(task: SegmentTask) -> dict[str, Any]:
         if task.drops and Path(task.drops).exists():
             drops = {int(p): int(k) for p, k in np.load(task.drops, allow_pickle=False)}
         for pos, doc in enumerate(read_shard(task.prev_docs)):
-            gidx = (task.shard << 32) | pos
+            gidx = gidx_of(task.shard, pos)
             if gidx in want:
                 samples[str(gidx)] = _describe(doc)
             if pos in drops:

@@ -35,23 +35,29 @@ def run_tasks(fn: Callable[[Any], Any], tasks: list[Any], executor: str = "local
     raise ConfigError(f"data.executor: unknown executor {executor!r} (choose {', '.join(EXECUTORS)})")
 
 
-def _run_ray(fn: Callable[[Any], Any], tasks: list[Any], workers: int) -> Iterator[Any]:
+def init_ray(workers: int = 2) -> None:
     """Connect to RAY_ADDRESS when set, else start a local Ray with ``workers`` CPUs."""
     try:
         import ray
     except ImportError:
         raise ConfigError("data.executor: 'ray' needs the ray extra (pip install 'gptlab[ray]')") from None
-    if not ray.is_initialized():
-        address = os.environ.get("RAY_ADDRESS")
-        if address:
-            ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
-        else:
-            # Workers must import this very gptlab (a source checkout may shadow an install).
-            import gptlab
-            src = str(Path(gptlab.__file__).resolve().parent.parent)
-            path = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH", "")) if p)
-            ray.init(num_cpus=max(1, workers), include_dashboard=False, ignore_reinit_error=True,
-                     log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": path}})
+    if ray.is_initialized():
+        return
+    address = os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=False)
+        return
+    # Local workers must import this very gptlab (a source checkout may shadow an install).
+    import gptlab
+    src = str(Path(gptlab.__file__).resolve().parent.parent)
+    path = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH", "")) if p)
+    ray.init(num_cpus=max(1, workers), include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": path}})
+
+
+def _run_ray(fn: Callable[[Any], Any], tasks: list[Any], workers: int) -> Iterator[Any]:
+    import ray
+    init_ray(workers)
     remote = ray.remote(num_cpus=1)(fn)
     refs = [remote.remote(t) for t in tasks]
     for ref in refs:

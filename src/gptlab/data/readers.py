@@ -36,10 +36,6 @@ class Quarantined:
     where: str
     sample: str = ""
 
-    @property
-    def nbytes(self) -> int:
-        return len(self.sample)
-
 
 @dataclass(frozen=True)
 class InputShard:

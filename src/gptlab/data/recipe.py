@@ -179,8 +179,4 @@ def segments(recipe: Recipe) -> list[tuple[list[StepSpec], StepSpec | None]]:
     return out
 
 
-def builtin_names() -> list[str]:
-    return list(BUILTIN)
-
-
 __all__ = ["Recipe", "StepSpec", "load_recipe", "segments", "BUILTIN", "STEP_TYPES"]

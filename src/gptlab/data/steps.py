@@ -14,8 +14,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
-from itertools import repeat
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, Callable
 
 import xxhash
