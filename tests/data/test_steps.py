@@ -139,3 +139,11 @@ def test_classifier_train_cli_reports_precision_recall(tmp_path, prose, capsys):
     assert info["positives"] == 30 and info["negatives"] == 30 and info["heldout_docs"] == 12
     assert 0.0 <= info["precision"] <= 1.0 and info["recall"] > 0.5
     assert "precision" in capsys.readouterr().err
+
+
+def test_repetition_ngram_statistics_by_hand():
+    from gptlab.data.steps import _ngram_stats
+    words = "one two three four five six one two three four five six seven".split()
+    top, dup = _ngram_stats(words, (2, 4), (5, 7))
+    assert top == [2 * len("onetwo"), 2 * len("onetwothreefour")]  # ties go to the n-gram seen first
+    assert dup == [sum(map(len, words[6:12])), 0]  # the second copy is covered by repeated 5-grams; no 7-gram repeats

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any, Callable
 
+import numpy as np
 import xxhash
 
 from gptlab.data.documents import Document
@@ -92,6 +93,11 @@ class Normalize(Step):
 
 # ----------------------------------------------------------------------------- basic stats
 
+_NOT_ASCII_LETTER = bytes(c for c in range(256) if not chr(c).isascii() or not chr(c).isalpha())
+_NOT_ASCII_DIGIT = bytes(c for c in range(256) if not chr(c).isascii() or not chr(c).isdigit())
+_LETTER = re.compile(r"[^\W\d_]")
+_DIGIT = re.compile(r"\d")
+
 @dataclass
 class BasicParams(StepParams):
     min_chars: int = rng(0, 1_000_000, default=64)
@@ -107,8 +113,13 @@ class Basic(Step):
         text = doc.text
         n = max(1, len(text))
         non_space = n - sum(text.count(c) for c in " \n\t")
-        alpha = sum(1 for c in text if c.isalpha())
-        digits = sum(1 for c in text if c.isdigit())
+        if text.isascii():  # count by deleting bytes in C, not by testing characters in bytecode
+            raw = text.encode("ascii")
+            alpha = len(raw.translate(None, _NOT_ASCII_LETTER))
+            digits = len(raw.translate(None, _NOT_ASCII_DIGIT))
+        else:
+            alpha = len(_LETTER.findall(text))
+            digits = len(_DIGIT.findall(text))
         return {"chars": len(text), "alpha_ratio": round(alpha / n, 4),
                 "symbol_ratio": round((non_space - alpha - digits) / max(1, non_space), 4)}
 
@@ -132,7 +143,7 @@ class LangIdParams(StepParams):
     # probabilities are similarly calibrated on clean prose.
     min_score: float = rng(0.0, 1.0, default=0.65)
     # Classify only the head of long documents: language rarely changes, cost does.
-    max_chars: int = rng(100, 10_000_000, default=20_000)
+    max_chars: int = rng(100, 10_000_000, default=5_000)
 
 
 _LANGID = None
@@ -168,7 +179,6 @@ STOP_WORDS = frozenset(("the", "be", "to", "of", "and", "that", "have", "with"))
 BULLETS = ("•", "●", "○", "■", "□", "▪", "▫", "‣", "⁃", "◦", "-", "*", "–", "—")
 ELLIPSES = ("...", "…")
 _SYMBOL_ONLY = re.compile(r"[^\w]+")  # a word without letters or digits
-_LETTER = re.compile(r"[^\W\d_]")
 _KNOWN: set[str] = set()
 _SYMBOL_WORDS: set[str] = set()
 _NO_LETTER_WORDS: set[str] = set()
@@ -278,27 +288,36 @@ def _dups(items: list[str]) -> tuple[int, int]:
     return n, chars
 
 
-def _top_ngram_chars(words: list[str], n: int) -> int:
-    grams = Counter(zip(*(words[i:] for i in range(n))))
-    if not grams:
-        return 0
-    gram, count = grams.most_common(1)[0]
-    return sum(map(len, gram)) * count
-
-
-def _dup_ngram_chars(words: list[str], n: int) -> int:
-    """Characters in n-grams that repeat an earlier n-gram, skipping past each repeat."""
-    seen: set[tuple[str, ...]] = set()
-    chars = i = 0
-    while i <= len(words) - n:
-        gram = tuple(words[i:i + n])
-        if gram in seen:
-            chars += sum(map(len, gram))
-            i += n
-        else:
-            seen.add(gram)
-            i += 1
-    return chars
+def _ngram_stats(words: list[str], ns_top: tuple[int, ...], ns_dup: tuple[int, ...]) -> tuple[list[int], list[int]]:
+    """Characters (sum of word lengths, as datatrove counts them) in the most frequent n-gram
+    times its count, for n in ns_top; and characters of words covered by repeated n-grams
+    (every occurrence after the first), for n in ns_dup. Vectorised over word hashes; Python's
+    str hash is stable within a process, which is all a per-document count needs."""
+    w = len(words)
+    ids = np.fromiter(map(hash, words), dtype=np.int64, count=w).view(np.uint64)
+    lens = np.fromiter(map(len, words), dtype=np.int64, count=w)
+    cum = np.concatenate(([0], np.cumsum(lens)))
+    top: dict[int, int] = {}
+    dup: dict[int, int] = {}
+    for n in sorted(set(ns_top) | set(ns_dup)):
+        if w < n:
+            top[n] = dup[n] = 0
+            continue
+        m = w - n + 1
+        with np.errstate(over="ignore"):
+            h = ids[:m].copy()
+            for k in range(1, n):
+                h = h * np.uint64(0x100000001B3) + ids[k:k + m]
+        _, first, counts = np.unique(h, return_index=True, return_counts=True)
+        best = np.flatnonzero(counts == counts.max())
+        g = best[np.argmin(first[best])]  # ties: the n-gram seen first, like Counter.most_common
+        top[n] = int(counts[g] * (cum[first[g] + n] - cum[first[g]]))
+        repeat_starts = np.ones(m, dtype=bool)
+        repeat_starts[first] = False
+        st = np.flatnonzero(repeat_starts)
+        covered = np.cumsum(np.bincount(st, minlength=w + 1) - np.bincount(st + n, minlength=w + 1))[:w] > 0
+        dup[n] = int(lens[covered].sum())
+    return [top[n] for n in ns_top], [dup[n] for n in ns_dup]
 
 
 class GopherRepetition(Step):
@@ -311,14 +330,14 @@ class GopherRepetition(Step):
         lines = [ln for ln in text.split("\n") if ln.strip()]
         dp, dp_chars = _dups(paragraphs)
         dl, dl_chars = _dups(lines)
-        words = text.split()
+        top, dup = _ngram_stats(text.split(), (2, 3, 4), tuple(range(5, 11)))
         return {
             "dup_paragraphs_ratio": round(dp / max(1, len(paragraphs)), 4),
             "dup_paragraph_chars_ratio": round(dp_chars / total, 4),
             "dup_lines_ratio": round(dl / max(1, len(lines)), 4),
             "dup_line_chars_ratio": round(dl_chars / total, 4),
-            "top_ngram_ratios": [round(_top_ngram_chars(words, n) / total, 4) for n in (2, 3, 4)],
-            "dup_ngram_ratios": [round(_dup_ngram_chars(words, n) / total, 4) for n in range(5, 11)],
+            "top_ngram_ratios": [round(c / total, 4) for c in top],
+            "dup_ngram_ratios": [round(c / total, 4) for c in dup],
         }
 
     def decide(self, doc: Document, s: dict[str, Any]) -> str | None:
