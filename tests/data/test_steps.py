@@ -75,6 +75,13 @@ def test_scores_are_reused_when_only_a_threshold_changes(monkeypatch, prose):
     d.text += " changed"
     _step({"type": "gopher_quality"})(d)
     assert len(calls) == 2  # new text, new scores
+    # a parameter that changes the scores themselves (C4's line rule) is not a threshold: rescore
+    c4 = "Five words are on this line.\nFour words on this.\nAnd a third line of text here."
+    d = _doc(c4)
+    _step({"type": "c4", "mode": "tag"})(d)
+    assert d.meta["tags"]["c4"]["lines_kept"] == 2
+    _step({"type": "c4", "mode": "tag", "min_words_per_line": 4})(d)
+    assert d.meta["tags"]["c4"]["lines_kept"] == 3
 
 
 def test_recipe_config_errors_are_one_line():

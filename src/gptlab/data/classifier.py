@@ -133,6 +133,11 @@ class QualityClassifier(Step):
     def bind(self, model_dir: str | Path) -> None:
         self.model = QualityModel.load(model_dir)
 
+    def score_inputs(self) -> str:
+        # Scores from another model are not this model's scores.
+        assert self.model is not None
+        return xxhash.xxh3_64_hexdigest(self.model.coef.tobytes())
+
     def scores(self, doc: Document) -> dict[str, Any]:
         assert self.model is not None, "classifier step used before its model was bound"
         return {"score": round(float(self.model.score([doc.text])[0]), 4)}

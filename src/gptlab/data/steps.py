@@ -36,7 +36,6 @@ class StepParams:
 
 class Step:
     """A per-document step. ``__call__`` returns None to keep the document, or a drop reason."""
-    kind = "doc"
     Params = StepParams
 
     def __init__(self, name: str, params: StepParams):
@@ -57,22 +56,29 @@ class Step:
     def on(self, rule: str) -> bool:
         return rule not in self.p.disable
 
+    def score_inputs(self) -> str:
+        """What besides the text the scores depend on (not thresholds, which only decide)."""
+        return ""
+
     def __call__(self, doc: Document) -> str | None:
         if not self.applies_to(doc):
             return None
-        scores = cached_scores(doc, self.name, self.scores)
+        scores = cached_scores(doc, self.name, self.scores, self.score_inputs())
         return None if self.p.mode == "tag" else self.decide(doc, scores)
 
 
-def cached_scores(doc: Document, key: str, compute: Callable[[Document], dict]) -> dict:
-    """Scores of ``doc`` under ``key``, computed once per text version."""
+def cached_scores(doc: Document, key: str, compute: Callable[[Document], dict], inputs: str = "") -> dict:
+    """Scores of ``doc`` under ``key``, computed once per text version and score inputs."""
     h = xxhash.xxh3_64_hexdigest(doc.text.encode("utf-8", errors="surrogatepass"))
     tags = doc.meta.get("tags")
     if not isinstance(tags, dict) or tags.get("text_hash") != h:
         tags = doc.meta["tags"] = {"text_hash": h}
-    if key not in tags:
-        tags[key] = compute(doc)
-    return tags[key]
+    cached = tags.get(key)
+    if cached is None or cached.get("inputs", "") != inputs:
+        cached = tags[key] = compute(doc)
+        if inputs:
+            cached["inputs"] = inputs
+    return cached
 
 
 # ----------------------------------------------------------------------------- normalize
@@ -160,6 +166,9 @@ def _langid():
 
 class LangId(Step):
     Params = LangIdParams
+
+    def score_inputs(self) -> str:
+        return f"max_chars={self.p.max_chars}"
 
     def scores(self, doc: Document) -> dict[str, Any]:
         lang, score = _langid().classify(doc.text[: self.p.max_chars])
@@ -375,6 +384,10 @@ class C4(Step):
     """C4's line and page rules. Lines failing a line rule are removed from the text (that
     is C4's cleaning); a page rule, or too few sentences left, drops the document."""
     Params = C4Params
+
+    def score_inputs(self) -> str:
+        line_rules = sorted(r for r in self.p.disable if r.startswith("c4_"))
+        return f"{self.p.min_words_per_line},{self.p.max_word_length},{'+'.join(line_rules)}"
 
     def _clean(self, text: str) -> tuple[list[str], Counter, str | None]:
         p, kept, removed = self.p, [], Counter()
