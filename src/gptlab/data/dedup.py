@@ -92,9 +92,6 @@ def url_key(url: str) -> int | None:
     return xxhash.xxh3_64_intdigest(u.encode("utf-8", "surrogatepass"))
 
 
-_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
-
-
 class MinHasher:
     """MinHash signatures over word n-gram shingles, vectorised in numpy.
 
