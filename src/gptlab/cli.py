@@ -31,7 +31,13 @@ def cmd_harvest(args) -> None:
 
 def cmd_curate(args) -> None:
     from gptlab.data.curate import run_curate
-    run_curate(_config(args), args.input, args.out, workers=args.workers)
+    run_curate(_config(args), args.input, args.out, workers=args.workers, recipe=args.recipe,
+               executor=args.executor)
+
+
+def cmd_classifier_train(args) -> None:
+    from gptlab.data.classifier import train_from_paths
+    train_from_paths(args.positives, args.negatives, args.out, max_docs=args.max_docs, seed=args.seed)
 
 
 def cmd_pack(args) -> None:
@@ -184,12 +190,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2)
     _add_common(p)
     p.set_defaults(fn=cmd_harvest)
-    p = data.add_parser("curate", help="normalise, filter, dedup and split harvested shards")
-    p.add_argument("--input", required=True, help="a harvest folder")
+    p = data.add_parser("curate", help="run a curation recipe: filter, dedup and split documents")
+    p.add_argument("--input", required=True, nargs="+",
+                   help="harvest folders, JSONL(.gz/.zst), Parquet, WARC/WET files or folders of them")
     p.add_argument("--out", required=True)
+    p.add_argument("--recipe", help="built-in recipe (default, dedup, embedded) or a recipe .toml "
+                                    "(default: data.recipe)")
+    p.add_argument("--executor", choices=("local", "ray"), help="local process pool or Ray (RAY_ADDRESS)")
     p.add_argument("--workers", type=int, default=2)
     _add_common(p)
     p.set_defaults(fn=cmd_curate)
+    clf = data.add_parser("classifier", help="GPT-3's quality classifier").add_subparsers(
+        dest="classifier_command", required=True)
+    p = clf.add_parser("train", help="train on reference text vs raw documents; report precision/recall")
+    p.add_argument("--positives", required=True, nargs="+", help="high-quality reference inputs")
+    p.add_argument("--negatives", required=True, nargs="+", help="raw documents")
+    p.add_argument("--out", required=True)
+    p.add_argument("--max-docs", type=int, default=20000, help="per class")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(fn=cmd_classifier_train)
     p = data.add_parser("pack", help="tokenize and pack the training split")
     p.add_argument("--input", required=True, help="a curate folder")
     p.add_argument("--tokenizer", required=True, help="a tokenizer folder")

@@ -45,8 +45,8 @@ def demo_preset(size: str) -> dict[str, Any]:
     """Config fragments for `gptlab demo --size`. tiny is for tests (~1-2 min on 2 cores)."""
     if size == "tiny":
         return {
-            "data": {"max_mb_per_source": 0.4, "max_docs_per_source": 150, "docs_per_shard": 200,
-                     "eval_max_docs_per_domain": 6, "eval_max_chars_per_doc": 3000},
+            "data": {"recipe": "embedded", "max_mb_per_source": 0.4, "max_docs_per_source": 150,
+                     "docs_per_shard": 200, "eval_max_docs_per_domain": 6, "eval_max_chars_per_doc": 3000},
             "tokenizer": {"vocab_size": 1024},
             "pack": {"seq_len": 64},
             "model": {"n_layer": 2, "n_head": 2, "n_embd": 64},
@@ -55,7 +55,7 @@ def demo_preset(size: str) -> dict[str, Any]:
         }
     if size == "small":
         return {
-            "data": {"max_mb_per_source": 5.0, "max_docs_per_source": 3000},
+            "data": {"recipe": "embedded", "max_mb_per_source": 5.0, "max_docs_per_source": 3000},
             "tokenizer": {"vocab_size": 4096},
             "pack": {"seq_len": 256},
             "model": {"n_layer": 4, "n_head": 4, "n_embd": 192},

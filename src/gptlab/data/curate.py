@@ -1,180 +1,243 @@
-"""Foundation curation: normalise, tag, filter, exact-dedup, and hold out an eval split.
+"""`gptlab data curate`: run a recipe over input shards, with full funnel accounting.
 
-A recipe is a readable list of steps. Tagging steps write scores into ``doc.meta``;
-filter steps decide from those scores and name a reason for every drop, so changing a
-threshold never recomputes features. Every step counts documents and bytes in and out,
-per source, and the totals reconcile: in = kept + dropped + quarantined.
+The recipe is cut at its global (dedup) steps into segments. Segment k runs shard by
+shard in parallel: it reads segment k-1's output for its shard, removes the duplicates the
+previous dedup step found, runs its per-document steps, and writes the keys the next dedup
+step needs. Between segments, the dedup step's reduce merges those keys across shards.
+
+Every task writes its outputs atomically and a completion record last, so a killed run
+resumes with the shards it had not finished. Every document is counted per step and per
+source; every drop names its reason; unreadable input is quarantined with its reason and
+kept for inspection. The totals reconcile: in = kept + dropped + quarantined.
 """
 from __future__ import annotations
 
-import unicodedata
+import json
+import shutil
 from collections import Counter, defaultdict
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import xxhash
 
-from gptlab.data.documents import Document, read_shard, shard_paths, write_shard
-
-
-# ----------------------------------------------------------------------------- steps
-
-class Step:
-    """A per-document step: returns None to keep the document, or a drop reason."""
-    name = "step"
-
-    def __call__(self, doc: Document) -> str | None:  # pragma: no cover - interface
-        raise NotImplementedError
-
-
-class Normalize(Step):
-    """Unicode NFC, unified newlines, no trailing spaces. Never changes meaning."""
-    name = "normalize"
-
-    def __call__(self, doc: Document) -> str | None:
-        text = unicodedata.normalize("NFC", doc.text.replace("\r\n", "\n").replace("\r", "\n"))
-        text = "\n".join(line.rstrip() for line in text.split("\n")).strip("\n")
-        doc.text = text
-        return "empty" if not text.strip() else None
-
-
-class TagStats(Step):
-    """Scores used by the filters below: length, symbol ratio, alphabetic ratio."""
-    name = "tag-stats"
-
-    def __call__(self, doc: Document) -> str | None:
-        text = doc.text
-        n = max(1, len(text))
-        non_space = sum(1 for c in text if not c.isspace())
-        alpha = sum(1 for c in text if c.isalpha())
-        symbols = non_space - alpha - sum(1 for c in text if c.isdigit())
-        doc.meta["chars"] = len(text)
-        doc.meta["alpha_ratio"] = round(alpha / n, 4)
-        doc.meta["symbol_ratio"] = round(symbols / max(1, non_space), 4)
-        return None
-
-
-@dataclass
-class MinLength(Step):
-    min_chars: int
-    name: str = "min-length"
-
-    def __call__(self, doc: Document) -> str | None:
-        return "too-short" if doc.meta["chars"] < self.min_chars else None
-
-
-@dataclass
-class MaxSymbolRatio(Step):
-    max_ratio: float
-    name: str = "symbol-ratio"
-
-    def __call__(self, doc: Document) -> str | None:
-        return "too-many-symbols" if doc.meta["symbol_ratio"] > self.max_ratio else None
-
-
-@dataclass
-class MinAlphaRatio(Step):
-    min_ratio: float
-    name: str = "alpha-ratio"
-
-    def __call__(self, doc: Document) -> str | None:
-        return "too-few-letters" if doc.meta["alpha_ratio"] < self.min_ratio else None
-
-
-def dedup_key(text: str) -> int:
-    """Exact-duplicate key: the hash of the lowercased, whitespace-collapsed text."""
-    return xxhash.xxh3_64_intdigest(" ".join(text.lower().split()).encode("utf-8", "surrogatepass"))
-
-
-def foundation_recipe(dcfg) -> list[Step]:
-    return [Normalize(), TagStats(), MinLength(dcfg.min_chars), MaxSymbolRatio(dcfg.max_symbol_ratio),
-            MinAlphaRatio(dcfg.min_alpha_ratio)]
-
+from gptlab.data.documents import Document, read_shard, write_shard
+from gptlab.data.readers import InputShard, Quarantined, discover, read_input
 
 # ----------------------------------------------------------------------------- accounting
 
+
+def _step_record(name: str) -> dict[str, Any]:
+    return {"name": name, "in_docs": 0, "in_bytes": 0, "out_docs": 0, "out_bytes": 0,
+            "dropped": Counter(), "dropped_bytes": Counter(), "sources": defaultdict(Counter)}
+
+
 @dataclass
 class Funnel:
-    """Documents and bytes through each step, drops by reason, per source."""
-    steps: list[dict[str, Any]] = field(default_factory=list)
+    """Documents and bytes in and out of each step, per source; drops by reason."""
+    steps: dict[str, dict[str, Any]] = field(default_factory=dict)
     sources: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
     quarantined: Counter = field(default_factory=Counter)
 
     def step(self, name: str) -> dict[str, Any]:
-        for s in self.steps:
-            if s["name"] == name:
-                return s
-        s = {"name": name, "in_docs": 0, "in_bytes": 0, "out_docs": 0, "out_bytes": 0,
-             "dropped": Counter(), "dropped_bytes": Counter()}
-        self.steps.append(s)
-        return s
+        if name not in self.steps:
+            self.steps[name] = _step_record(name)
+        return self.steps[name]
 
-    def merge(self, other: "Funnel") -> None:
-        for s in other.steps:
+    def passed(self, name: str, src: str, nbytes_in: int, nbytes_out: int) -> None:
+        s = self.step(name)
+        s["in_docs"] += 1
+        s["in_bytes"] += nbytes_in
+        s["out_docs"] += 1
+        s["out_bytes"] += nbytes_out
+        c = s["sources"][src]
+        c["in_docs"] += 1
+        c["in_bytes"] += nbytes_in
+        c["out_docs"] += 1
+        c["out_bytes"] += nbytes_out
+
+    def dropped(self, name: str, src: str, nbytes: int, reason: str) -> None:
+        s = self.step(name)
+        s["in_docs"] += 1
+        s["in_bytes"] += nbytes
+        s["dropped"][reason] += 1
+        s["dropped_bytes"][reason] += nbytes
+        c = s["sources"][src]
+        c["in_docs"] += 1
+        c["in_bytes"] += nbytes
+        c["dropped"] += 1
+        self.sources[src]["dropped"] += 1
+
+    def quarantine(self, q: Quarantined) -> None:
+        self.quarantined[q.reason] += 1
+        self.sources[q.source]["in"] += 1
+        self.sources[q.source]["quarantined"] += 1
+
+    def merge(self, other: dict[str, Any]) -> None:
+        """Add a serialised funnel (a task's result) into this one."""
+        for s in other["steps"]:
             mine = self.step(s["name"])
             for k in ("in_docs", "in_bytes", "out_docs", "out_bytes"):
                 mine[k] += s[k]
             mine["dropped"].update(s["dropped"])
             mine["dropped_bytes"].update(s["dropped_bytes"])
-        for src, c in other.sources.items():
+            for src, c in s["sources"].items():
+                mine["sources"][src].update(c)
+        for src, c in other["sources"].items():
             self.sources[src].update(c)
-        self.quarantined.update(other.quarantined)
+        self.quarantined.update(other["quarantined"])
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"steps": [{**s, "dropped": dict(s["dropped"]), "dropped_bytes": dict(s["dropped_bytes"])}
-                          for s in self.steps],
-                "sources": {k: dict(v) for k, v in sorted(self.sources.items())},
+    def to_dict(self, order: list[str] | None = None) -> dict[str, Any]:
+        names = [n for n in (order or []) if n in self.steps] + [n for n in self.steps if n not in (order or [])]
+        steps = []
+        for n in names:
+            s = self.steps[n]
+            steps.append({**s, "dropped": dict(s["dropped"]), "dropped_bytes": dict(s["dropped_bytes"]),
+                          "sources": {k: dict(v) for k, v in sorted(s["sources"].items())}})
+        return {"steps": steps, "sources": {k: dict(v) for k, v in sorted(self.sources.items())},
                 "quarantined": dict(self.quarantined)}
 
 
-def apply_steps(docs, steps: list[Step], funnel: Funnel, dropped: list[Document] | None = None):
-    """Run documents through per-document steps, counting everything."""
-    for doc in docs:
-        funnel.sources[doc.source]["in"] += 1
-        for step in steps:
-            s = funnel.step(step.name)
-            nbytes = doc.nbytes
-            s["in_docs"] += 1
-            s["in_bytes"] += nbytes
-            reason = step(doc)
-            if reason is not None:
-                s["dropped"][reason] += 1
-                s["dropped_bytes"][reason] += nbytes
-                funnel.sources[doc.source]["dropped"] += 1
-                if dropped is not None:
-                    doc.meta["drop_reason"] = f"{step.name}:{reason}"
-                    dropped.append(doc)
-                break
-            s["out_docs"] += 1
-            s["out_bytes"] += doc.nbytes
-        else:
-            yield doc
+# ----------------------------------------------------------------------------- shard tasks
+
+@dataclass
+class SegmentTask:
+    """Segment ``k`` of the recipe over one shard. Picklable, so any executor can run it."""
+    k: int
+    shard: int
+    input: InputShard | None        # segment 0 reads the raw input ...
+    prev_docs: str | None           # ... later segments read the previous segment's output
+    drops: str | None               # [position, keeper gidx] rows from the previous dedup step
+    drop_step: str | None
+    steps: list[Any]                # StepSpecs of this segment
+    global_step: Any                # the dedup StepSpec after this segment, or None
+    out_docs: str
+    keys_dir: str | None
+    done: str
+    model_dirs: dict[str, str]
+    keep_dropped: bool
+    max_doc_bytes: int
+    want: list[int]                 # gidx of sample-cluster members to describe
 
 
-# ----------------------------------------------------------------------------- the stage
+_STEP_CACHE: dict[str, list] = {}
 
-def _filter_shard(path: str, tmp_out: str, dcfg) -> dict:
-    """Unit of work: one input shard through the per-document steps into one temp shard."""
+
+def _build_steps(specs: list, model_dirs: dict[str, str]) -> list:
+    """Build (and cache per process) step objects; a process pool reuses loaded models."""
+    key = json.dumps([[s.type, s.name, repr(s.params)] for s in specs] + [sorted(model_dirs.items())])
+    if key not in _STEP_CACHE:
+        built = []
+        for s in specs:
+            step = s.build()
+            if s.name in model_dirs:
+                step.bind(model_dirs[s.name])
+            built.append(step)
+        _STEP_CACHE.clear()
+        _STEP_CACHE[key] = built
+    return _STEP_CACHE[key]
+
+
+def _apply(doc: Document, steps: list, funnel: Funnel) -> str | None:
+    """Run one document through per-document steps; return 'step:reason' if dropped."""
+    for step in steps:
+        nbytes = doc.nbytes
+        reason = step(doc)
+        if reason is not None:
+            funnel.dropped(step.name, doc.source, nbytes, reason)
+            return f"{step.name}:{reason}"
+        funnel.passed(step.name, doc.source, nbytes, doc.nbytes)
+    return None
+
+
+def _describe(doc: Document) -> dict[str, Any]:
+    return {"id": doc.id, "source": doc.source, "chars": len(doc.text),
+            "snippet": " ".join(doc.text[:300].split())[:160]}
+
+
+def run_segment(task: SegmentTask) -> dict[str, Any]:
+    """One shard through one segment. Returns (and records) its funnel and sample documents."""
+    from gptlab.data.dedup import MinHasher, gidx_of, map_keys, write_buckets, write_signatures
+    from gptlab.manifest import atomic_write_json
+    done = Path(task.done)
+    if done.exists():
+        return json.loads(done.read_text())
     funnel = Funnel()
+    steps = _build_steps(task.steps, task.model_dirs)
     kept: list[Document] = []
-    dropped: list[Document] | None = [] if dcfg.keep_dropped else None
-    docs = list(read_shard(path, quarantine=funnel.quarantined))
-    for doc in apply_steps(docs, foundation_recipe(dcfg), funnel, dropped):
-        kept.append(doc)
-    write_shard(tmp_out, kept)
+    dropped: list[Document] = []
+    quarantined: list[Quarantined] = []
+    samples: dict[str, Any] = {}
+    want = set(task.want)
+
+    def process(doc: Document) -> None:
+        reason = _apply(doc, steps, funnel)
+        if reason is None:
+            kept.append(doc)
+        elif task.keep_dropped:
+            doc.meta["drop_reason"] = reason
+            dropped.append(doc)
+
+    if task.k == 0:
+        assert task.input is not None
+        for rec in read_input(task.input, task.max_doc_bytes):
+            if isinstance(rec, Quarantined):
+                funnel.quarantine(rec)
+                quarantined.append(rec)
+                continue
+            funnel.sources[rec.source]["in"] += 1
+            process(rec)
+    else:
+        drops: dict[int, int] = {}
+        if task.drops and Path(task.drops).exists():
+            drops = {int(p): int(k) for p, k in np.load(task.drops, allow_pickle=False)}
+        for pos, doc in enumerate(read_shard(task.prev_docs)):
+            gidx = gidx_of(task.shard, pos)
+            if gidx in want:
+                samples[str(gidx)] = _describe(doc)
+            if pos in drops:
+                funnel.dropped(task.drop_step, doc.source, doc.nbytes, "duplicate")
+                if task.keep_dropped:
+                    doc.meta["drop_reason"] = f"{task.drop_step}:duplicate"
+                    doc.meta["duplicate_of"] = drops[pos]
+                    dropped.append(doc)
+                continue
+            funnel.passed(task.drop_step, doc.source, doc.nbytes, doc.nbytes)
+            process(doc)
+
+    write_shard(task.out_docs, kept)
+    if task.global_step is not None:
+        g = task.global_step
+        hasher = None
+        if g.type == "minhash":
+            p = g.params
+            hasher = MinHasher(p.ngram, p.num_perm, p.bands, p.rows, p.seed)
+        keys, positions, sigs = map_keys(g.type, kept, hasher)
+        write_buckets(Path(task.keys_dir), task.shard, keys, positions)
+        if sigs is not None:
+            write_signatures(Path(task.keys_dir), task.shard, sigs, positions)
+    base = done.parent
     if dropped:
-        write_shard(str(tmp_out).replace(".kept.", ".dropped."), dropped)
-    return {"funnel": funnel, "keys": [(d.id, dedup_key(d.text), d.nbytes, d.source) for d in kept]}
+        write_shard(base / f"dropped-{task.shard:05d}.jsonl.zst", dropped)
+    if quarantined:
+        write_shard(base / f"quarantine-{task.shard:05d}.jsonl.zst",
+                    [Document(id=q.where, text=q.sample, source=q.source, domain=q.source,
+                              meta={"reason": q.reason, "where": q.where}) for q in quarantined])
+    result = {"funnel": funnel.to_dict(), "n_docs": len(kept), "samples": samples}
+    atomic_write_json(done, result)
+    return result
 
 
-def _split_heldout(docs: list[Document], dcfg) -> set[str]:
-    """Per-domain held-out ids. Documents sharing meta.group (one Bible chapter in several
-    translations) fall on the same side, so near-duplicates do not leak across the split."""
-    by_domain: dict[str, dict[str, list[Document]]] = defaultdict(lambda: defaultdict(list))
-    for d in docs:
-        by_domain[d.domain][d.meta.get("group", d.id)].append(d)
+# ----------------------------------------------------------------------------- held-out split
+
+def split_heldout(docs: list[tuple[str, str, str]], dcfg) -> set[str]:
+    """Per-domain held-out ids from (id, domain, group) rows. Documents sharing meta.group (one
+    Bible chapter in several translations) fall on the same side, so near-duplicates do not
+    leak across the split."""
+    by_domain: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for doc_id, domain, group in docs:
+        by_domain[domain][group].append(doc_id)
     held: set[str] = set()
     for domain, groups in sorted(by_domain.items()):
         n_docs = sum(len(g) for g in groups.values())
@@ -186,108 +249,234 @@ def _split_heldout(docs: list[Document], dcfg) -> set[str]:
         for g in order:
             if taken >= target:
                 break
-            for d in groups[g]:
-                held.add(d.id)
-                taken += 1
+            held.update(groups[g])
+            taken += len(groups[g])
     return held
 
 
-def run_curate(cfg, harvest_dir: str | Path, out_dir: str | Path, workers: int = 2) -> dict:
-    """`gptlab data curate`: filter, exact-dedup and split harvested shards."""
+# ----------------------------------------------------------------------------- the stage
+
+def _input_fingerprint(inputs: list[str | Path], shards: list[InputShard]) -> tuple[dict, list[Path]]:
+    """Stage dirs with a manifest are identified by their outputs' checksums; other files by
+    name, size and modification time."""
+    upstream = [Path(p) for p in inputs if (Path(p) / "manifest.json").exists()]
+    files = []
+    for s in shards:
+        if any(Path(s.path).is_relative_to(u) for u in upstream):
+            continue
+        st = Path(s.path).stat()
+        files.append([s.path, s.kind, st.st_size, st.st_mtime_ns])
+    return {"files": files}, upstream
+
+
+def _sample_docs(shards: list[InputShard], per_shard: int, max_bytes: int):
+    """Normalised documents from the head of each shard: the classifier's training sample."""
+    from gptlab.data.steps import Normalize, StepParams
+    norm = Normalize("normalize", StepParams())
+    for s in shards:
+        n = 0
+        for rec in read_input(s, max_bytes):
+            if n >= per_shard:
+                break
+            if isinstance(rec, Document) and norm(rec) is None:
+                n += 1
+                yield rec
+
+
+def _fit_classifiers(recipe, shards, out: Path, dcfg) -> tuple[dict[str, str], dict[str, Any]]:
+    """Model folder per classifier step: a given model, or one trained now (once, resumably)."""
+    from gptlab.console import log
+    from gptlab.data.classifier import MODEL_JSON, fit_for_run
+    dirs, infos = {}, {}
+    for spec in recipe.steps:
+        if spec.type != "classifier":
+            continue
+        p = spec.params
+        if p.model:
+            folder = Path(p.model)
+        else:
+            folder = out / "classifier" / spec.name.replace("#", "-")
+            if not (folder / MODEL_JSON).exists():
+                per_shard = max(50, -(-p.max_train_docs // len(shards)))
+                info = fit_for_run(p, _sample_docs(shards, per_shard, dcfg.max_doc_bytes), folder, dcfg.seed)
+                log(f"curate: classifier trained ({info['positives']} reference vs {info['negatives']} raw docs; "
+                    f"held-out precision {info['precision']:.3f}, recall {info['recall']:.3f})")
+        dirs[spec.name] = str(folder)
+        infos[spec.name] = json.loads((folder / MODEL_JSON).read_text())
+    return dirs, infos
+
+
+def _reduce(spec, keys_dir: Path, n_shards: int, work: Path, k: int) -> dict[str, Any]:
+    """A dedup step's reduce: clusters across shards → per-shard drop lists (resumable)."""
+    from gptlab.data.dedup import reduce_buckets
+    from gptlab.manifest import atomic_path, atomic_write_json
+    done = work / f"reduce{k}.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    n_bands = spec.params.bands if spec.type == "minhash" else 1
+    min_sim = spec.params.min_similarity if spec.type == "minhash" else None
+    dup_of, stats = reduce_buckets(keys_dir, n_bands, n_shards, min_sim)
+    per_shard: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for g, keeper in dup_of.items():
+        per_shard[g >> 32].append((g & 0xFFFFFFFF, keeper))
+    for shard in range(n_shards):
+        rows = np.array(sorted(per_shard.get(shard, [])), dtype=np.int64).reshape(-1, 2)
+        with atomic_path(work / f"drops{k}-{shard:05d}.npy") as tmp:
+            with open(tmp, "wb") as f:
+                np.save(f, rows)
+    n_samples = spec.params.samples if spec.type == "minhash" else 3
+    stats["largest"] = stats["largest"][:n_samples]
+    atomic_write_json(done, stats)
+    return stats
+
+
+def run_curate(cfg, harvest_dir: str | Path | list, out_dir: str | Path, workers: int = 2,
+               recipe: Any = None, executor: str | None = None) -> dict:
+    """Curate ``harvest_dir`` (a harvest folder, or any input paths) into ``out_dir``:
+    ``train/*.jsonl.zst``, ``heldout/heldout.jsonl.zst``, ``quarantine/``, optionally
+    ``dropped/``, and a manifest whose summary carries the funnel."""
     from gptlab.config import to_dict
     from gptlab.console import log, progress_task
-    from gptlab.manifest import is_complete, read_manifest, stage_key, write_manifest
+    from gptlab.data.executors import run_tasks
+    from gptlab.data.readers import write_parquet
+    from gptlab.data.recipe import load_recipe, segments
+    from gptlab.manifest import atomic_write, is_complete, read_manifest, stage_key, write_manifest
 
     out = Path(out_dir)
     dcfg = cfg.data
-    inputs = shard_paths(Path(harvest_dir) / "shards")
-    if not inputs:
-        raise FileNotFoundError(f"{harvest_dir}: no harvested shards (run `gptlab data harvest` first)")
-    key = stage_key({"data": to_dict(dcfg)}, upstream=[harvest_dir])
+    inputs = list(harvest_dir) if isinstance(harvest_dir, (list, tuple)) else [harvest_dir]
+    recipe = load_recipe(recipe if recipe is not None else dcfg.recipe)
+    executor = executor or dcfg.executor
+    shards = discover(inputs)
+    fingerprint, upstream = _input_fingerprint(inputs, shards)
+    data_cfg = {k: v for k, v in to_dict(dcfg).items() if k != "executor"}  # the executor never changes results
+    key = stage_key({"data": data_cfg, "recipe": recipe.to_dict(), "inputs": fingerprint}, upstream=upstream)
     if is_complete(out, key):
         log(f"curate: complete, skipping ({out})")
         return read_manifest(out)["summary"]
-    tmp_dir = out / "tmp"
-    tmp_dir.mkdir(parents=True, exist_ok=True)
+
+    work = out / "work"
+    if (work / "key").exists() and (work / "key").read_text() != key:
+        shutil.rmtree(work)  # inputs or recipe changed: partial results are stale
+    if (out / "classifier").exists() and not (work / "key").exists():
+        shutil.rmtree(out / "classifier")
+    work.mkdir(parents=True, exist_ok=True)
+    atomic_write(work / "key", key)
+    log(f"curate: recipe {recipe.name!r} ({len(recipe.steps)} steps), {len(shards)} input shards, "
+        f"executor {executor}")
+
+    model_dirs, classifier_info = _fit_classifiers(recipe, shards, out, dcfg)
     funnel = Funnel()
-    keys: list[tuple[str, int, int, str]] = []
-    tmp_paths = [tmp_dir / f"{p.name.removesuffix('.jsonl.zst')}.kept.jsonl.zst" for p in inputs]
-    with progress_task("curate", len(inputs)) as advance:
-        jobs = [(str(p), str(t), dcfg) for p, t in zip(inputs, tmp_paths)]
-        if workers > 1:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                results = []
-                for r in pool.map(_filter_shard, *zip(*jobs)):
-                    results.append(r)
-                    advance()
-        else:
-            results = []
-            for j in jobs:
-                results.append(_filter_shard(*j))
+    for spec in recipe.steps:  # every step shows in the funnel, even one that saw no document
+        funnel.step(spec.name)
+    segs = segments(recipe)
+    prev_global, dedup_stats = None, {}
+    samples: dict[str, dict] = defaultdict(dict)  # dedup step → gidx → description
+    results: list[dict] = []
+    for k, (doc_specs, global_spec) in enumerate(segs):
+        seg_dir = work / f"seg{k}"
+        keys_dir = work / f"keys{k}"
+        keys_dir.mkdir(parents=True, exist_ok=True)
+        seg_dir.mkdir(parents=True, exist_ok=True)
+        want = [g for cluster in dedup_stats.get(prev_global.name, {}).get("largest", [])
+                for g in cluster] if prev_global else []
+        tasks = [SegmentTask(
+            k=k, shard=i, input=s if k == 0 else None,
+            prev_docs=str(work / f"seg{k - 1}" / f"{i:05d}.jsonl.zst") if k else None,
+            drops=str(work / f"drops{k - 1}-{i:05d}.npy") if k else None,
+            drop_step=prev_global.name if prev_global else None,
+            steps=doc_specs, global_step=global_spec, out_docs=str(seg_dir / f"{i:05d}.jsonl.zst"),
+            keys_dir=str(keys_dir) if global_spec else None, done=str(seg_dir / f"{i:05d}.done.json"),
+            model_dirs=model_dirs, keep_dropped=dcfg.keep_dropped, max_doc_bytes=dcfg.max_doc_bytes,
+            want=[g for g in want if g >> 32 == i]) for i, s in enumerate(shards)]
+        label = f"curate {k + 1}/{len(segs)}" + (f" → {global_spec.name}" if global_spec else "")
+        results = []
+        with progress_task(label, len(tasks)) as advance:
+            for r in run_tasks(run_segment, tasks, executor, workers):
+                results.append(r)
                 advance()
-    for r in results:
-        funnel.merge(r["funnel"])
-        keys.extend(r["keys"])
+        for r in results:
+            funnel.merge(r["funnel"])
+            if prev_global is not None:  # gidx are positions in the previous segment's output
+                samples[prev_global.name].update(r["samples"])
+        if global_spec is not None:
+            dedup_stats[global_spec.name] = _reduce(global_spec, keys_dir, len(shards), work, k)
+            log(f"curate: {global_spec.name}: {dedup_stats[global_spec.name]['duplicates']} duplicates in "
+                f"{dedup_stats[global_spec.name]['clusters']} clusters")
+        prev_global = global_spec
 
-    # Exact dedup: the first occurrence in shard order wins, so the choice is deterministic.
-    seen: set[int] = set()
-    survivors: set[str] = set()
-    dd = funnel.step("exact-dedup")
-    for doc_id, h, nbytes, source in keys:
-        dd["in_docs"] += 1
-        dd["in_bytes"] += nbytes
-        if h in seen:
-            dd["dropped"]["exact-duplicate"] += 1
-            dd["dropped_bytes"]["exact-duplicate"] += nbytes
-            funnel.sources[source]["dropped"] += 1
-            continue
-        seen.add(h)
-        survivors.add(doc_id)
-        dd["out_docs"] += 1
-        dd["out_bytes"] += nbytes
+    # Sample clusters, described by the documents' ids and first words.
+    for name, st in dedup_stats.items():
+        st["samples"] = [[samples[name].get(str(g), {"gidx": g}) for g in cluster] for cluster in st.pop("largest", [])]
 
-    kept_docs = [d for d in (doc for t in tmp_paths for doc in read_shard(t)) if d.id in survivors]
-    for d in kept_docs:
-        funnel.sources[d.source]["kept"] += 1
-    held = _split_heldout(kept_docs, dcfg)
-    train_docs = [d for d in kept_docs if d.id not in held]
-    heldout_docs = []
-    for d in kept_docs:
-        if d.id in held:
-            if len(d.text) > dcfg.eval_max_chars_per_doc:
-                d.text = d.text[:dcfg.eval_max_chars_per_doc]
-                d.meta["eval_truncated"] = True
-            heldout_docs.append(d)
-    outputs = []
-    for i in range(0, max(1, len(train_docs)), dcfg.docs_per_shard):
-        rel = f"train/train-{i // dcfg.docs_per_shard:05d}.jsonl.zst"
-        write_shard(out / rel, train_docs[i:i + dcfg.docs_per_shard])
-        outputs.append(rel)
+    # Final documents → held-out split and training shards, streamed.
+    last = len(segs) - 1
+    final_paths = [work / f"seg{last}" / f"{i:05d}.jsonl.zst" for i in range(len(shards))]
+    light = [(d.id, d.domain, str(d.meta.get("group", d.id))) for p in final_paths for d in read_shard(p)]
+    held = split_heldout(light, dcfg)
+    for stale in ("train", "heldout", "dropped", "quarantine"):
+        if (out / stale).exists():
+            shutil.rmtree(out / stale)
+    outputs: list[str] = []
+    batch: list[Document] = []
+    heldout_docs: list[Document] = []
+    kept_docs = train_docs = train_bytes = 0
+
+    def flush() -> None:
+        rel = f"train/train-{len([o for o in outputs if o.startswith('train/') and o.endswith('.zst')]):05d}"
+        write_shard(out / f"{rel}.jsonl.zst", batch)
+        outputs.append(f"{rel}.jsonl.zst")
+        if dcfg.write_parquet:
+            write_parquet(out / f"{rel}.parquet", batch)
+            outputs.append(f"{rel}.parquet")
+        batch.clear()
+
+    for p in final_paths:
+        for d in read_shard(p):
+            kept_docs += 1
+            funnel.sources[d.source]["kept"] += 1
+            if d.id in held:
+                if len(d.text) > dcfg.eval_max_chars_per_doc:
+                    d.text = d.text[:dcfg.eval_max_chars_per_doc]
+                    d.meta["eval_truncated"] = True
+                heldout_docs.append(d)
+                continue
+            train_docs += 1
+            train_bytes += d.nbytes
+            batch.append(d)
+            if len(batch) >= dcfg.docs_per_shard:
+                flush()
+    if batch or not outputs:
+        flush()
     write_shard(out / "heldout/heldout.jsonl.zst", heldout_docs)
     outputs.append("heldout/heldout.jsonl.zst")
-    if dcfg.keep_dropped:
-        for p in sorted(tmp_dir.glob("*.dropped.jsonl.zst")):
-            rel = f"dropped/{p.name}"
-            (out / "dropped").mkdir(exist_ok=True)
-            p.replace(out / rel)
+    for kind in ("dropped", "quarantine"):
+        found = sorted(work.glob(f"seg*/{kind}-*.jsonl.zst"))
+        for p in found:
+            rel = f"{kind}/{p.parent.name}-{p.name}"
+            (out / kind).mkdir(exist_ok=True)
+            shutil.copyfile(p, out / rel)
             outputs.append(rel)
-    for t in tmp_paths:
-        t.unlink(missing_ok=True)
+    if model_dirs:
+        outputs += [str(p.relative_to(out)) for p in sorted((out / "classifier").glob("*/*")) if p.is_file()]
 
     in_docs = sum(c["in"] for c in funnel.sources.values())
     dropped = sum(c["dropped"] for c in funnel.sources.values())
     quarantined = sum(funnel.quarantined.values())
-    summary = {"funnel": funnel.to_dict(), "in_docs": in_docs, "kept_docs": len(kept_docs),
-               "dropped_docs": dropped, "quarantined_docs": quarantined,
-               "harvest": read_manifest(harvest_dir)["summary"],
-               "train_docs": len(train_docs), "heldout_docs": len(heldout_docs),
-               "train_bytes": sum(d.nbytes for d in train_docs),
-               "heldout_bytes": sum(d.nbytes for d in heldout_docs),
+    if in_docs != kept_docs + dropped + quarantined:
+        raise AssertionError(f"curate: funnel does not reconcile: {in_docs} in ≠ {kept_docs} kept + "
+                             f"{dropped} dropped + {quarantined} quarantined")
+    harvest = next((m["summary"] for m in map(read_manifest, upstream) if m and m.get("stage") == "harvest"), {})
+    summary = {"funnel": funnel.to_dict([s.name for s in recipe.steps]),
+               "in_docs": in_docs, "kept_docs": kept_docs, "dropped_docs": dropped,
+               "quarantined_docs": quarantined, "harvest": harvest,
+               "recipe": recipe.to_dict(), "executor": executor, "dedup": dedup_stats,
+               "classifier": classifier_info,
+               "train_docs": train_docs, "heldout_docs": len(heldout_docs),
+               "train_bytes": train_bytes, "heldout_bytes": sum(d.nbytes for d in heldout_docs),
                "heldout_domains": dict(Counter(d.domain for d in heldout_docs))}
-    if in_docs != len(kept_docs) + dropped:
-        raise AssertionError(f"curate: funnel does not reconcile: {in_docs} in, "
-                             f"{len(kept_docs)} kept + {dropped} dropped")
     write_manifest(out, stage="curate", key=key, outputs=outputs, config=to_dict(cfg), summary=summary)
-    log(f"curate: {in_docs} in → {len(kept_docs)} kept ({dropped} dropped); "
-        f"{len(train_docs)} train / {len(heldout_docs)} held out → {out}")
+    shutil.rmtree(work)
+    log(f"curate: {in_docs} in → {kept_docs} kept, {dropped} dropped, {quarantined} quarantined; "
+        f"{train_docs} train / {len(heldout_docs)} held out → {out}")
     return summary

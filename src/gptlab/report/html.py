@@ -63,20 +63,59 @@ def _funnel_section(run: Path, figs: Path) -> str:
     for name, info in hs["sources"].items():
         q = sum(info["quarantined"].values())
         src_rows.append([name, info["docs"] + q, q, info["docs"], info["bytes"] / 1e6, info["truncated"]])
-    rec_rows = [[src, c.get("in", 0), c.get("kept", 0), c.get("dropped", 0),
-                 "yes" if c.get("in", 0) == c.get("kept", 0) + c.get("dropped", 0) else "NO"]
+    rec_rows = [[src, c.get("in", 0), c.get("kept", 0), c.get("dropped", 0), c.get("quarantined", 0),
+                 "yes" if c.get("in", 0) == c.get("kept", 0) + c.get("dropped", 0) + c.get("quarantined", 0) else "NO"]
                 for src, c in f["sources"].items()]
-    balance = cs["in_docs"] == cs["kept_docs"] + cs["dropped_docs"]
+    balance = cs["in_docs"] == cs["kept_docs"] + cs["dropped_docs"] + cs["quarantined_docs"]
+    recipe = cs.get("recipe") or {}
+    recipe_line = ""
+    if recipe:
+        recipe_line = (f"<p>Recipe <b>{html.escape(recipe['name'])}</b>: {html.escape(recipe.get('description', ''))} "
+                       f"Steps: {html.escape(' → '.join(s['type'] for s in recipe['steps']))}.</p>")
+    quarantine = ", ".join(f"{k}: {v:,}" for k, v in sorted(f.get("quarantined", {}).items())) or "none"
     return f"""<section id="funnel"><h2>Data funnel</h2>
 {_img(chart, "data funnel")}
-<p class="{'ok' if balance else 'bad'}">Documents in = kept + dropped: {cs['in_docs']:,} = {cs['kept_docs']:,} + {cs['dropped_docs']:,}
-({'reconciles' if balance else 'DOES NOT RECONCILE'}); {cs['quarantined_docs']:,} unreadable lines quarantined in curation.</p>
+{recipe_line}
+<p class="{'ok' if balance else 'bad'}">Documents in = kept + dropped + quarantined: {cs['in_docs']:,} = {cs['kept_docs']:,} + {cs['dropped_docs']:,} + {cs['quarantined_docs']:,}
+({'reconciles' if balance else 'DOES NOT RECONCILE'}). Quarantined in curation, by reason: {html.escape(quarantine)}.</p>
 <h3>Harvest, by source</h3>{_table(["source", "candidates", "quarantined", "documents", "MB", "truncated"], src_rows)}
 <h3>Curation steps and drop reasons</h3>{_table(["step", "docs in", "docs out", "MB in", "MB out", "dropped (reason: count)"], step_rows)}
-<h3>Reconciliation, by source</h3>{_table(["source", "in", "kept", "dropped", "in = kept + dropped"], rec_rows)}
+<h3>Reconciliation, by source</h3>{_table(["source", "in", "kept", "dropped", "quarantined", "in = kept + dropped + quarantined"], rec_rows)}
+{_classifier_part(cs.get("classifier") or {})}
+{_dedup_part(cs.get("dedup") or {})}
 <p>Held-out split: {cs['heldout_docs']:,} documents over {len(cs['heldout_domains'])} domains
 ({', '.join(f'{k}: {v}' for k, v in sorted(cs['heldout_domains'].items()))}). Translations of one Bible chapter share a side of the split.</p>
 </section>"""
+
+
+def _classifier_part(classifiers: dict[str, Any]) -> str:
+    """GPT-3's quality classifier: what the reference set was and how well it separates."""
+    parts = []
+    for name, c in classifiers.items():
+        parts.append(f"<p><b>{html.escape(name)}</b>: logistic regression on {html.escape(str(c.get('features', '')))}. "
+                     f"Reference set (positives): {html.escape(str(c.get('reference_set', '?')))}; negatives: "
+                     f"{html.escape(str(c.get('negatives_from', '?')))}. Trained on {c.get('positives', 0):,} positives and "
+                     f"{c.get('negatives', 0):,} negatives; on {c.get('heldout_docs', 0):,} held-out documents precision "
+                     f"{c.get('precision', 0):.3f}, recall {c.get('recall', 0):.3f}. Documents are kept when "
+                     f"pareto(9) &gt; 1 − score, seeded by document id.</p>")
+    return "<h3>Quality classifier</h3>" + "".join(parts) if parts else ""
+
+
+def _dedup_part(dedup: dict[str, Any]) -> str:
+    """Duplicate clusters per dedup step: count, size distribution, a few samples."""
+    parts = []
+    for name, st in dedup.items():
+        sizes = ", ".join(f"{k} docs: {v:,}" for k, v in st.get("cluster_sizes", {}).items()) or "none"
+        pairs = (f" {st['confirmed_pairs']:,} of {st['candidate_pairs']:,} LSH candidate pairs confirmed by the "
+                 f"signature estimate." if "candidate_pairs" in st else "")
+        parts.append(f"<p><b>{html.escape(name)}</b>: {st.get('duplicates', 0):,} documents removed from "
+                     f"{st.get('clusters', 0):,} clusters (one kept per cluster, the first in input order). "
+                     f"Cluster sizes: {html.escape(sizes)}.{pairs}</p>")
+        for i, cluster in enumerate(st.get("samples", [])[:3]):
+            rows = [[m.get("id", "?"), m.get("source", "?"), m.get("chars", 0), m.get("snippet", "")] for m in cluster]
+            parts.append(f"<p>Sample cluster {i + 1} (first row kept):</p>"
+                         + _table(["id", "source", "chars", "beginning"], rows))
+    return "<h3>Deduplication</h3>" + "".join(parts) if parts else ""
 
 
 def _train_dir(run: Path) -> Path:
