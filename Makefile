@@ -24,8 +24,11 @@ demo: venv
 test: venv
 	$(PY) -m pytest -q tests
 
+# Each benchmark prints ratios against a baseline run side by side in the same invocation.
 bench: venv
 	$(PY) bench/train_throughput.py
+	$(PY) bench/generate_kv_cache.py
+	$(PY) bench/data_throughput.py   # datatrove / text-dedup baselines: run once with --setup
 
 clean:
 	rm -rf $(VENV) runs
