@@ -58,7 +58,7 @@ def train_loop(state: TrainState, cfg, hooks: list[Hook]) -> TrainState:
                 state.scaler.scale((ce + z) * w).backward()
             ce_sum += ce.item() * w
             z_sum += z.item() * w
-            max_logit = max(max_logit, logits.detach().abs().max().item())
+            max_logit = max(max_logit, logits.detach().amax().item())   # drifts up without z-loss
         state.scaler.unscale_(opt)
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip or float("inf"))
         scale_before = state.scaler.get_scale()
