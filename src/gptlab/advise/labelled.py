@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from gptlab.jsonl import jsonl_objects
+
 from gptlab.fields import ConfigError
 
 FIELDS = {"classification": ("text", "label"), "generation": ("input", "target")}
@@ -37,25 +39,11 @@ def read_examples(path: str | Path, task: str) -> list[Example]:
         raise LabelledDataError(f"--task: {task!r} is not one of {', '.join(FIELDS)}")
     xkey, ykey = FIELDS[task]
     out = []
-    try:
-        lines = p.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{p}: labelled file not found") from None
-    except UnicodeDecodeError as e:
-        raise LabelledDataError(f"{p}: not UTF-8 text ({e})") from None
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise LabelledDataError(f"{p}:{lineno}: not JSON ({e.msg})") from None
-        if not isinstance(row, dict):
-            raise LabelledDataError(f"{p}:{lineno}: expected a JSON object")
+    for where, row in jsonl_objects(p, LabelledDataError, "labelled file"):
         for key in (xkey, ykey):
             v = row.get(key)
             if not isinstance(v, str) or not v.strip():
-                raise LabelledDataError(f"{p}:{lineno}: key {key!r} must be a non-empty string")
+                raise LabelledDataError(f"{where}: key {key!r} must be a non-empty string")
         out.append(Example(row[xkey], row[ykey].strip()))
     if not out:
         raise LabelledDataError(f"{p}: no examples")

@@ -32,6 +32,8 @@ import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gptlab.jsonl import jsonl_objects
+
 QUERY_ANSWER = " "          # lm-eval's target_delimiter
 BETWEEN_EXAMPLES = "\n\n"   # lm-eval's fewshot_delimiter
 
@@ -83,19 +85,11 @@ def _example(obj, where: str) -> tuple[str, Example]:
 
 def load_task(path: str | Path) -> Task:
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such task file")
     kind, examples = None, []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise TaskError(f"{path}:{n}: not JSON ({e.msg})") from None
-        k, ex = _example(obj, f"{path}:{n}")
+    for where, obj in jsonl_objects(path, TaskError, "task file"):
+        k, ex = _example(obj, where)
         if kind is not None and k != kind:
-            raise TaskError(f"{path}:{n}: a {k} row in a {kind} task (one kind per file)")
+            raise TaskError(f"{where}: a {k} row in a {kind} task (one kind per file)")
         kind = k
         examples.append(ex)
     if not examples:
