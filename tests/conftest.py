@@ -38,3 +38,12 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    """`train.threads` sets torch's thread count for the process (right for the CLI);
+    put it back so that one test's setting never leaks into the next."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)

@@ -18,14 +18,16 @@ def test_every_stage_is_complete_with_a_resolved_config(tiny_run):
 
 def test_funnel_reconciles(tiny_run):
     s = read_manifest(tiny_run / "curate")["summary"]
-    assert s["in_docs"] == s["kept_docs"] + s["dropped_docs"]
+    assert s["in_docs"] == s["kept_docs"] + s["dropped_docs"] + s["quarantined_docs"]
     assert s["in_docs"] == read_manifest(tiny_run / "harvest")["summary"]["docs"]
     assert s["kept_docs"] == s["train_docs"] + s["heldout_docs"]
     for src, c in s["funnel"]["sources"].items():
-        assert c["in"] == c.get("kept", 0) + c.get("dropped", 0), src
-    # Curation had real work: exact duplicates (licenses) and short or junk documents exist.
-    dropped = {r for step in s["funnel"]["steps"] for r in step["dropped"]}
-    assert "exact-duplicate" in dropped
+        assert c["in"] == c.get("kept", 0) + c.get("dropped", 0) + c.get("quarantined", 0), src
+    # Curation had real work: exact and near duplicates (licenses, Bible translations) and junk.
+    by_step = {step["name"]: step["dropped"] for step in s["funnel"]["steps"]}
+    assert by_step["exact_dedup"].get("duplicate", 0) > 0
+    assert by_step["minhash"].get("duplicate", 0) > 0
+    assert sum(by_step["classifier"].values()) > 0
     steps = s["funnel"]["steps"]
     for a, b in zip(steps, steps[1:]):
         assert a["out_docs"] == b["in_docs"]

@@ -198,7 +198,7 @@ def test_every_preset_trains_through_gptlab_train(tiny_run, tmp_path, preset):
     (BLOOM's 6e-5 is for 176B parameters): a laptop run overrides them, as here."""
     from gptlab.train.loop import run_train
     cfg = load_config(None, [f"model.preset={preset}", "model.n_layer=2", "model.n_embd=32", "model.n_head=4",
-                             "train.batch_size=8", "train.ramp=none", "train.max_steps=30", "train.warmup_steps=3",
+                             "train.batch_size=8", "train.ramp=none", "train.max_steps=30", "train.warmup_steps=10",
                              "train.precision=fp32", "train.threads=1", "train.log_every=1000",
                              "train.checkpoint_every=30", "stability.enabled=false", "train.lr=3e-3"])
     s = run_train(cfg, tiny_run / "pack", tmp_path / preset)

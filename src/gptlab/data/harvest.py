@@ -498,4 +498,6 @@ def run_harvest(cfg, out_dir: str | Path, workers: int = 2) -> dict:
 
 def _machine_fingerprint() -> str:
     """Harvests are deterministic per machine: key them on what they read from."""
-    return f"{sys.version.split()[0]}|{sys.base_prefix}|{len(_dist_infos())}"
+    # Python and its location only: what a process happens to have on sys.path must not
+    # change the key (a rerun would then redo a finished harvest).
+    return f"{sys.version.split()[0]}|{sys.base_prefix}"
