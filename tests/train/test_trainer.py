@@ -132,7 +132,8 @@ def test_fp16_uses_a_dynamic_loss_scale_kept_in_the_checkpoint(tiny_run, tmp_pat
 
 
 def test_metrics_have_the_documented_fields(tiny_run, tmp_path):
-    _train(tiny_run / "pack", tmp_path / "m", ["train.z_loss=1e-4", "train.peak_tflops=1"], steps=3)
+    _train(tiny_run / "pack", tmp_path / "m", ["train.z_loss=1e-4", "train.peak_tflops=1", "train.log_every=1"],
+           steps=3)
     row = json.loads((tmp_path / "m" / "metrics.jsonl").read_text().splitlines()[-1])
     for k in ("loss", "z_loss", "lr", "grad_norm", "tokens_per_s", "mfu", "batch_size", "max_logit"):
         assert k in row, k

@@ -44,6 +44,7 @@ def train_loop(state: TrainState, cfg, hooks: list[Hook]) -> TrainState:
         chunks = [idx[i:i + micro] for i in range(0, len(idx), micro)]
         ce_sum = z_sum = 0.0
         max_logit = 0.0
+        log_step = (state.step + 1) % tcfg.log_every == 0
         for j, chunk in enumerate(chunks):
             x, y = state.batches.rows(chunk, state.device)
             if state.fault == "poison":
@@ -58,7 +59,8 @@ def train_loop(state: TrainState, cfg, hooks: list[Hook]) -> TrainState:
                 state.scaler.scale((ce + z) * w).backward()
             ce_sum += ce.item() * w
             z_sum += z.item() * w
-            max_logit = max(max_logit, logits.detach().amax().item())   # drifts up without z-loss
+            if log_step:   # a full pass over [B, T, V]: only on logging steps
+                max_logit = max(max_logit, logits.detach().amax().item())   # drifts up without z-loss
         state.scaler.unscale_(opt)
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip or float("inf"))
         scale_before = state.scaler.get_scale()
@@ -72,7 +74,9 @@ def train_loop(state: TrainState, cfg, hooks: list[Hook]) -> TrainState:
             "step": state.step, "loss": d.mean(ce_sum), "z_loss": d.mean(z_sum), "lr": lr,
             "grad_norm": float(grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm),
             "batch_size": len(global_idx), "tokens_per_s": tokens / dt, "step_time_s": dt,
-            "max_logit": max_logit, "data_position": state.batches.position(state.step - 1)}
+            "data_position": state.batches.position(state.step - 1)}
+        if log_step:
+            metrics["max_logit"] = max_logit
         if state.scaler.is_enabled():
             metrics["loss_scale"] = state.scaler.get_scale()
             metrics["skipped_step"] = int(state.scaler.get_scale() < scale_before)
