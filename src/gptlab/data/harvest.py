@@ -120,7 +120,7 @@ def extract_prose(source: str) -> str:
                 if doc:
                     parts.append((getattr(node, "lineno", 0), doc.strip()))
     except (SyntaxError, ValueError):
-        pass
+        pass  # not parseable by this Python (e.g. lib2to3 test data): keep the comments only
     # Full-line comments, consecutive lines joined into one paragraph. (A regex over
     # lines is ~20x faster than the tokenize module and misses only trailing comments.)
     block: list[str] = []
