@@ -209,3 +209,12 @@ def test_every_preset_trains_through_gptlab_train(tiny_run, tmp_path, preset):
     assert last < first - 0.1, (preset, first, last)
     import gptlab
     assert gptlab.load_model(tmp_path / preset).config.n_embd == 32
+
+
+def test_activation_checkpointing_gives_the_same_training(tiny_run, tmp_path):
+    """Recomputing each block in the backward changes memory, not the maths."""
+    _, plain = _train(tiny_run / "pack", tmp_path / "plain", steps=4)
+    _, ckpt = _train(tiny_run / "pack", tmp_path / "ac", ["train.activation_checkpointing=true"], steps=4)
+    assert ckpt == pytest.approx(plain, abs=1e-6)
+    wa, wb = _weights(tmp_path / "plain"), _weights(tmp_path / "ac")
+    assert wa.keys() == wb.keys()

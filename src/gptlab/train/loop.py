@@ -27,7 +27,7 @@ def lm_loss(logits: torch.Tensor, targets: torch.Tensor, z_coef: float) -> tuple
 def train_loop(state: TrainState, cfg, hooks: list[Hook]) -> TrainState:
     """Read top to bottom: batch(step) → forward → backward → clip → step → hooks."""
     model, opt, tcfg, d = state.model, state.optimizer, cfg.train, state.dist
-    forward = state.forward or model
+    forward = state.forward if state.forward is not None else model
     model.train()
     for h in hooks:
         h.on_train_start(state)
