@@ -107,21 +107,41 @@ def evaluate_bpb(model, tokenizer, docs, unigram_counts: np.ndarray | None, stri
             "window": width, "stride": stride}
 
 
+def load_heldout(heldout: str | Path) -> tuple[list[Path], list]:
+    """Held-out shard files and their documents, from a shard, a folder of shards, or a
+    curate folder (which keeps them in heldout/)."""
+    from gptlab.data.documents import read_shards, shard_paths
+    heldout = Path(heldout)
+    if heldout.is_file():
+        files = [heldout]
+    else:
+        files = shard_paths(heldout / "heldout" if (heldout / "heldout").is_dir() else heldout)
+    docs = list(read_shards(files))
+    if not docs:
+        raise ValueError(f"{heldout}: no held-out documents to evaluate")
+    return files, docs
+
+
+def unigram_counts(pack_dir: str | Path | None) -> np.ndarray | None:
+    """Token counts of the packed training stream, for the unigram baseline (None: no baseline)."""
+    if pack_dir is None:
+        return None
+    from gptlab.data.pack import PackedData
+    return PackedData(pack_dir).unigram_counts()
+
+
 def run_eval(cfg, heldout: str | Path, checkpoint: str | Path, pack_dir: str | Path | None,
              out_dir: str | Path) -> dict:
     """`gptlab eval`: per-domain held-out bpb of a checkpoint, beside the unigram baseline."""
     from gptlab.api import load_model
     from gptlab.config import to_dict
     from gptlab.console import log, progress_task
-    from gptlab.data.documents import read_shard, shard_paths
     from gptlab.manifest import atomic_write_json, is_complete, read_manifest, stage_key, write_manifest
     from gptlab.tokenizer import load_tokenizer
     from gptlab.train.precision import autocast, resolve_device, resolve_precision
 
     out = Path(out_dir)
-    heldout = Path(heldout)
-    files = [heldout] if heldout.is_file() else shard_paths(heldout if not (heldout / "heldout").is_dir()
-                                                            else heldout / "heldout")
+    files, docs = load_heldout(heldout)
     model, ckpt = load_model(checkpoint, return_path=True)
     upstream = [ckpt] + ([pack_dir] if pack_dir else [])
     key = stage_key({"eval": to_dict(cfg.eval), "heldout": [str(f) for f in files]}, upstream=upstream)
@@ -129,13 +149,7 @@ def run_eval(cfg, heldout: str | Path, checkpoint: str | Path, pack_dir: str | P
         log(f"eval: complete, skipping ({out})")
         return read_manifest(out)["summary"]
     tok = load_tokenizer(ckpt)
-    docs = [d for f in files for d in read_shard(f)]
-    if not docs:
-        raise ValueError(f"{heldout}: no held-out documents to evaluate")
-    counts = None
-    if pack_dir is not None:
-        from gptlab.data.pack import PackedData
-        counts = PackedData(pack_dir).unigram_counts()
+    counts = unigram_counts(pack_dir)
     device = resolve_device(cfg.train.device)
     model.to(device)
     precision = resolve_precision(cfg.train.precision, device)
@@ -162,19 +176,11 @@ def make_bpb_eval(heldout: str | Path, tokenizer, pack_dir: str | Path | None = 
     and overall bpb as ``evaluate_bpb`` does, on the model's own device. ``tokenizer`` is a
     Tokenizer or a tokenizer file/folder; ``cfg`` a RunConfig (for eval.stride_fraction and
     eval.batch_size; defaults otherwise)."""
-    from gptlab.data.documents import read_shards, shard_paths
     from gptlab.tokenizer import load_tokenizer
 
-    heldout = Path(heldout)
-    files = [heldout] if heldout.is_file() else shard_paths(heldout)
-    docs = list(read_shards(files))[:max_docs]
-    if not docs:
-        raise ValueError(f"{heldout}: no held-out documents to evaluate")
+    docs = load_heldout(heldout)[1][:max_docs]
     tok = load_tokenizer(tokenizer) if isinstance(tokenizer, (str, Path)) else tokenizer
-    counts = None
-    if pack_dir is not None:
-        from gptlab.data.pack import PackedData
-        counts = PackedData(pack_dir).unigram_counts()
+    counts = unigram_counts(pack_dir)
     stride_fraction = cfg.eval.stride_fraction if cfg is not None else 0.5
     batch_size = cfg.eval.batch_size if cfg is not None else 8
 

@@ -152,7 +152,7 @@ def import_hf(hf_dir: str | Path, out: str | Path, block_size: int | None = None
     from gptlab.config import RunConfig, to_dict
     from gptlab.console import log
     from gptlab.manifest import atomic_write_json, write_manifest
-    from safetensors.torch import save_model
+    from gptlab.train.checkpoint import save_weights, tied_aliases
 
     tf = _transformers()
     hf_dir = Path(hf_dir)
@@ -169,7 +169,8 @@ def import_hf(hf_dir: str | Path, out: str | Path, block_size: int | None = None
     run_cfg.model = model.config
     out = Path(out)
     tmp = _fresh_tmp(out)
-    save_model(model, str(tmp / "model.safetensors"))
+    # The checkpoint writer's format: unique tensors, tied names recorded as aliases.
+    save_weights(model.state_dict(), tmp / "model.safetensors", tied_aliases(model))
     atomic_write_json(tmp / "config.json", to_dict(run_cfg))
     atomic_write_json(tmp / "state.json", {"step": 0, "imported_from": str(hf_dir), "architecture": arch})
     outputs = ["model.safetensors", "config.json", "state.json"]

@@ -170,11 +170,8 @@ def load_checkpoint(path: str | Path, model: torch.nn.Module, opt: torch.optim.O
     """Load weights (and optimizer/RNG state when given) in place; returns state.json.
     Works for plain, DDP and FSDP-sharded models alike."""
     path = Path(path)
-    state = json.loads((path / "state.json").read_text()) if (path / "state.json").exists() else {"step": 0}
+    state = json.loads((path / "state.json").read_text())
     model_sd = load_weights(path / "model.safetensors")
-    for alias, name in tied_aliases(model).items():      # files written without alias metadata
-        if alias not in model_sd and name in model_sd:
-            model_sd[alias] = model_sd[name]
     if opt is not None and "optimizer" in state:
         from gptlab.train.distributed import load_full_state
         optim_sd = _unflatten_optimizer(load_file(str(path / "optimizer.safetensors")), state["optimizer"])

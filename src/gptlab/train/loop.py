@@ -227,7 +227,7 @@ def run_train(cfg, data_dir: str | Path, out_dir: str | Path, resume: bool = Tru
         hooks += [metrics, ProgressHook(tcfg.max_steps, tcfg.log_every)]
     events = EventLog(out / "events.jsonl" if d.is_main else None, metrics)
     if cfg.stability.inject:
-        hooks.insert(0, FaultInjector(cfg.stability.inject, cfg.stability.lr_spike_factor, events))
+        hooks.insert(0, FaultInjector(cfg.stability.inject, events))
     if cfg.stability.enabled:
         hooks.append(StabilityGuard(cfg.stability, events, ckpt_dir, log))
     hooks.append(CheckpointHook(ckpt_dir, tcfg.checkpoint_every, tcfg.keep_checkpoints, tcfg.max_steps,
@@ -242,7 +242,7 @@ def run_train(cfg, data_dir: str | Path, out_dir: str | Path, resume: bool = Tru
     losses = [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     summary = {"steps": state.step, "first_loss": losses[0], "final_loss": sum(losses[-10:]) / len(losses[-10:]),
                "params": raw.num_params(), "precision": precision, "device": str(device), "world": d.world,
-               "tokens": batches.position(state.step) * data.seq_len if state.step else 0,
+               "tokens": batches.position(state.step) * data.seq_len,
                "tokens_per_s": (batches.position(state.step) - batches.position(start_step)) * data.seq_len
                / max(elapsed, 1e-9), "checkpoint": str(final.relative_to(out)) if final else None}
     if state.stop:

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from gptlab.train.hooks import Hook, TrainState
+from gptlab.train.stability_config import parse_faults
 
 
 # ----------------------------------------------------------------------------- detectors
@@ -65,20 +66,12 @@ def nonfinite(m: dict[str, Any]) -> dict | None:
 
 # ----------------------------------------------------------------------------- fault injection
 
-def parse_faults(spec: str) -> list[tuple[str, int]]:
-    out = []
-    for item in filter(None, (s.strip() for s in spec.split(","))):
-        kind, _, step = item.partition("@")
-        out.append((kind, int(step)))
-    return out
-
-
 class FaultInjector(Hook):
     """Arms a fault when the step reads the batch that the original run read at STEP."""
 
-    def __init__(self, spec: str, lr_factor: float, events: "EventLog"):
+    def __init__(self, spec: str, events: "EventLog"):
         self.faults = parse_faults(spec)
-        self.lr_factor, self.events = lr_factor, events
+        self.events = events
         self.targets: dict[int, str] = {}
 
     def on_train_start(self, state: TrainState) -> None:

@@ -30,7 +30,15 @@ class StabilityConfig:
     lr_spike_factor: float = rng(1.0, 1e9, default=1000.0)
 
     def check(self) -> None:
-        for item in filter(None, (s.strip() for s in self.inject.split(","))):
-            kind, _, step = item.partition("@")
-            if kind not in ("nan", "poison", "lr_spike") or not step.isdigit() or int(step) < 1:
-                raise ValueError(f"inject: {item!r} is not nan@STEP, poison@STEP or lr_spike@STEP")
+        parse_faults(self.inject)
+
+
+def parse_faults(spec: str) -> list[tuple[str, int]]:
+    """"poison@120,nan@300" → [("poison", 120), ("nan", 300)]; ValueError names a bad item."""
+    out = []
+    for item in filter(None, (s.strip() for s in spec.split(","))):
+        kind, _, step = item.partition("@")
+        if kind not in ("nan", "poison", "lr_spike") or not step.isdigit() or int(step) < 1:
+            raise ValueError(f"inject: {item!r} is not nan@STEP, poison@STEP or lr_spike@STEP")
+        out.append((kind, int(step)))
+    return out
