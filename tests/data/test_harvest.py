@@ -107,3 +107,14 @@ def test_unknown_source_is_a_config_error(tmp_path):
     cfg = load_config(None, ["data.sources=['nosuch']"])
     with pytest.raises(ConfigError, match="data.sources: unknown source 'nosuch'"):
         hv.run_harvest(cfg, tmp_path, workers=1)
+
+
+def test_curation_settings_do_not_redo_the_harvest(tmp_path):
+    base = ["data.sources=['stdlib-code']", "data.max_docs_per_source=5"]
+    out = tmp_path / "h"
+    hv.run_harvest(load_config(None, base), out, workers=1)
+    before = read_manifest(out)["finished_at"]
+    hv.run_harvest(load_config(None, base + ["data.eval_fraction=0.2", "data.recipe=dedup"]), out, workers=1)
+    assert read_manifest(out)["finished_at"] == before
+    hv.run_harvest(load_config(None, base[:1] + ["data.max_docs_per_source=6"]), out, workers=1)
+    assert read_manifest(out)["finished_at"] != before

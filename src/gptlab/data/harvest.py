@@ -361,6 +361,7 @@ HARVESTERS: dict[str, Callable[[], Iterator[Candidate]]] = {
     "man": man_pages,
 }
 ALL_SOURCES = list(HARVESTERS) + ["bible"]
+HARVEST_SETTINGS = ("sources", "max_mb_per_source", "max_docs_per_source", "max_doc_chars", "docs_per_shard")
 
 
 def harvest_source(name: str, max_docs: int, max_bytes: int, max_doc_chars: int,
@@ -449,7 +450,9 @@ def run_harvest(cfg, out_dir: str | Path, workers: int = 2) -> dict:
         if s not in ALL_SOURCES:
             from gptlab.config import ConfigError
             raise ConfigError(f"data.sources: unknown source {s!r} (known: {', '.join(ALL_SOURCES)})")
-    key = stage_key({"data": to_dict(dcfg), "machine": _machine_fingerprint()})
+    # Only the harvest's own settings: a curation threshold must not redo the harvest.
+    settings = {k: v for k, v in to_dict(dcfg).items() if k in HARVEST_SETTINGS}
+    key = stage_key({"data": settings, "machine": _machine_fingerprint()})
     if is_complete(out, key):
         log(f"harvest: complete, skipping ({out})")
         return read_manifest(out)["summary"]

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -145,7 +144,3 @@ class EvalHook(Hook):
             if self.metrics_hook is not None and self.metrics_hook.writer is not None:
                 for dom, r in result["domains"].items():
                     self.metrics_hook.writer.add_scalar(f"eval_bpb/{dom}", r["bpb"], state.step)
-
-
-def now() -> float:
-    return time.perf_counter()

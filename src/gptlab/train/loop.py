@@ -5,12 +5,13 @@ import contextlib
 import json
 import os
 from pathlib import Path
+from time import perf_counter as now
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from gptlab.train.hooks import Hook, TrainState, now
+from gptlab.train.hooks import Hook, TrainState
 from gptlab.train.stability import poison
 
 
