@@ -26,6 +26,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from gptlab.config import load_config
+from gptlab.data.classifier import QualityClassifier, train_quality_model
+from gptlab.data.dedup import MinHasher, map_keys, reduce_buckets, write_buckets, write_signatures
+from gptlab.data.documents import Document, read_shards, shard_paths, write_shard
+from gptlab.data.recipe import load_recipe
+from gptlab.manifest import atomic_write_json, write_manifest
+from gptlab.pack.build import run_pack
+from gptlab.sources.harvest import run_harvest
+from gptlab.tokenizer import TOKENIZER_FILE, load_tokenizer, train_tokenizer
+
 os.environ.setdefault("RAYON_NUM_THREADS", "1")  # tokenizers on one core: a per-core figure
 os.environ.setdefault("GPTLAB_PROGRESS", "0")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
@@ -89,20 +99,14 @@ def _cpu(fn) -> float:
 
 
 def build_corpus(args) -> Path:
-    from gptlab.config import load_config
-    from gptlab.data.harvest import run_harvest
     folder = Path(args.work) / "harvest"
     cfg = load_config(None, ["data.max_mb_per_source=40", "data.max_docs_per_source=200000",
                              "data.docs_per_shard=2000"])
-    run_harvest(cfg, folder, workers=2)
+    run_harvest(cfg.data, folder, workers=2)
     return folder
 
 
 def ours(docs, work: Path) -> dict[str, dict]:
-    from gptlab.data.classifier import QualityClassifier, train_quality_model
-    from gptlab.data.dedup import MinHasher, map_keys, reduce_buckets, write_buckets, write_signatures
-    from gptlab.data.documents import Document
-    from gptlab.data.recipe import load_recipe
     mb = sum(d.nbytes for d in docs) / 1e6
     out: dict[str, dict] = {}
 
@@ -138,11 +142,6 @@ def ours(docs, work: Path) -> dict[str, dict]:
 
 def tokenize_pack(docs, work: Path) -> dict[str, dict]:
     """Our pack stage end to end (read shards, encode, mix, shuffle, write) vs raw encode_batch."""
-    from gptlab.config import load_config
-    from gptlab.data.documents import write_shard
-    from gptlab.data.pack import run_pack
-    from gptlab.manifest import atomic_write_json, write_manifest
-    from gptlab.tokenizer import TOKENIZER_FILE, load_tokenizer, train_tokenizer
     mb = sum(d.nbytes for d in docs) / 1e6
     cur, tokdir, packdir = work / "curate", work / "tokenizer", work / "pack"
     for i in range(0, len(docs), 5000):
@@ -163,7 +162,7 @@ def tokenize_pack(docs, work: Path) -> dict[str, dict]:
     if (packdir / "manifest.json").exists():
         (packdir / "manifest.json").unlink()
     t0 = time.perf_counter()
-    run_pack(cfg, cur, tokdir, packdir)
+    run_pack(cfg.pack, cur, tokdir, packdir)
     ours_s = time.perf_counter() - t0
     atomic_write_json(work / "pack-timing.json", {"raw": raw, "ours": ours_s})
     return {"ours tokenize + pack (wall, 1 thread)": {"mb": mb, "docs": len(docs), "seconds": ours_s},
@@ -206,7 +205,6 @@ def main() -> int:
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         subprocess.run([str(venv / "bin" / "pip"), "install", "-q", *BASELINE_PACKAGES], check=False)
 
-    from gptlab.data.documents import read_shards, shard_paths
     folder = Path(args.corpus) if args.corpus else build_corpus(args)
     docs = list(read_shards(shard_paths(folder / "shards" if (folder / "shards").is_dir() else folder)))
     total_mb = sum(d.nbytes for d in docs) / 1e6

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import sys
 import tempfile
@@ -24,6 +23,16 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from gptlab.config import load_config
+from gptlab.device import autocast
+from gptlab.model import GPT
+from gptlab.pack.packed import PackedData
+from gptlab.train import distributed
+from gptlab.train.batches import Batches, BatchSchedule
+from gptlab.train.hooks import Hook, TrainState
+from gptlab.train.loop import train_loop
+from gptlab.train.optim import build_optimizer, lr_schedule
 
 SHAPES = {  # name: (n_layer, n_embd, n_head, T, B)
     "cpu-small": (4, 128, 4, 256, 8),
@@ -110,15 +119,6 @@ def make_pack(folder: Path, V: int, T: int, n_seq: int) -> Path:
 
 
 def gptlab_rate(pack, L, d, h, T, B, V, steps, device, precision, compile_, preset):
-    from gptlab.config import load_config
-    from gptlab.data.pack import PackedData
-    from gptlab.model import GPT
-    from gptlab.train import distributed
-    from gptlab.train.batches import Batches, BatchSchedule
-    from gptlab.train.hooks import Hook, TrainState
-    from gptlab.train.loop import train_loop
-    from gptlab.train.optim import build_optimizer, lr_schedule
-    from gptlab.train.precision import autocast
 
     overrides = [f"model.n_layer={L}", f"model.n_embd={d}", f"model.n_head={h}", f"model.vocab_size={V}",
                  f"model.block_size={T}", f"train.batch_size={B}", f"train.max_steps={steps + 1}",
@@ -140,7 +140,7 @@ def gptlab_rate(pack, L, d, h, T, B, V, steps, device, precision, compile_, pres
     class Timer(Hook):
         def on_step_end(self, s, m):
             times.append(time.perf_counter())
-    train_loop(state, cfg, [Timer()])
+    train_loop(state, cfg.train, [Timer()])
     sync(device)
     # The first step is warm-up (and compile): measure from its end.
     return B * T * (len(times) - 1) / (times[-1] - times[0]), model.flops_per_token()

@@ -8,13 +8,15 @@ from pathlib import Path
 import pytest
 import torch
 
+from gptlab.checkpoint import latest_valid
+from gptlab.config import load_config
+from gptlab.pipeline import demo_preset, run_all
+
 os.environ.setdefault("GPTLAB_PROGRESS", "0")
 
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
-    from gptlab.config import demo_preset, load_config
-    from gptlab.pipeline import run_all
 
     out = tmp_path_factory.mktemp("tiny") / "run"
     cfg = load_config(None, [], fragments=[demo_preset("tiny")])
@@ -25,7 +27,6 @@ def tiny_run(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tiny_run) -> Path:
     """The newest checkpoint folder of the tiny run (model.safetensors, config.json, tokenizer.json)."""
-    from gptlab.train.checkpoint import latest_valid
     ck = latest_valid(tiny_run / "train" / "checkpoints")
     assert ck is not None
     return ck

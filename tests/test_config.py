@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from gptlab.config import ConfigError, RunConfig, from_dict, load_config, to_dict, to_toml
@@ -68,7 +70,6 @@ def test_from_dict_rejects_unknown_sections():
 
 
 def test_shipped_config_files_load():
-    from pathlib import Path
     files = sorted((Path(__file__).parents[1] / "configs").rglob("*.toml"))
     assert files, "configs/ should ship example TOML files"
     for f in files:

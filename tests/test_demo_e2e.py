@@ -1,9 +1,15 @@
 """End to end: `gptlab demo --size tiny` on the embedded corpus (built once by the tiny_run fixture)."""
 import json
+import shutil
 import subprocess
 import sys
 
+import torch
+
+import gptlab
+from gptlab.config import load_config
 from gptlab.manifest import is_complete, read_manifest
+from gptlab.pipeline import demo_preset, run_all
 
 STAGES = ("harvest", "curate", "tokenizer", "pack", "train", "eval")
 
@@ -45,8 +51,6 @@ def test_report_has_its_sections(tiny_run):
 
 
 def test_rerun_skips_finished_stages(tiny_run, capsys):
-    from gptlab.config import demo_preset, load_config
-    from gptlab.pipeline import run_all
     before = {s: read_manifest(tiny_run / s)["finished_at"] for s in STAGES}
     run_all(load_config(None, [], fragments=[demo_preset("tiny")]), tiny_run, workers=1)
     after = {s: read_manifest(tiny_run / s)["finished_at"] for s in STAGES}
@@ -57,9 +61,6 @@ def test_rerun_skips_finished_stages(tiny_run, capsys):
 
 def test_changed_config_reruns_only_downstream_stages(tiny_run, tmp_path):
     """Copy the run, change a training setting: data stages skip, training reruns."""
-    import shutil
-    from gptlab.config import demo_preset, load_config
-    from gptlab.pipeline import run_all
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
     before = {s: read_manifest(run / s)["finished_at"] for s in STAGES}
@@ -81,9 +82,7 @@ def test_cli_errors_are_one_line_and_name_the_key(tmp_path):
 
 
 def test_cli_report_and_load_model(tiny_run, tmp_path):
-    import torch
 
-    import gptlab
     out = tmp_path / "r.html"
     r = subprocess.run([sys.executable, "-m", "gptlab.cli", "report", str(tiny_run), "--out", str(out)],
                        capture_output=True, text=True)

@@ -1,7 +1,15 @@
 import pytest
 
-from gptlab.manifest import (atomic_path, atomic_write, invalidate, is_complete, read_manifest, stage_key,
-                             verify, write_manifest)
+from gptlab.manifest import (
+    atomic_path,
+    atomic_write,
+    invalidate,
+    is_complete,
+    read_manifest,
+    stage_key,
+    verify,
+    write_manifest,
+)
 
 
 def test_atomic_write_replaces_whole_file(tmp_path):

@@ -4,31 +4,28 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
 
-def _find_checkpoint(path: str | Path) -> Path:
-    from gptlab.train.checkpoint import latest_valid
-    p = Path(path)
-    if (p / "model.safetensors").exists():
-        return p
-    for cand in (p / "checkpoints", p / "train" / "checkpoints"):
-        ck = latest_valid(cand)
-        if ck is not None:
-            return ck
-    raise FileNotFoundError(f"{p}: no checkpoint here (expected model.safetensors or checkpoints/)")
+from gptlab.checkpoint import find_checkpoint, load_weights_into
+from gptlab.model import GPT, ModelConfig
+from gptlab.schema import apply, validate
 
 
-def load_model(path: str | Path, return_path: bool = False, device: str = "cpu"):
+def model_config_of(ckpt: str | Path) -> ModelConfig:
+    """The model section of a checkpoint's saved config (the rest belongs to training)."""
+    cfg = json.loads((Path(ckpt) / "config.json").read_text())
+    mcfg = apply(ModelConfig(), cfg.get("model", {}), prefix="model.")
+    validate(mcfg, prefix="model.")
+    return mcfg
+
+
+def load_model(path: str | Path, return_path: bool = False, device: str | torch.device = "cpu"):
     """Load a gptlab model from a checkpoint folder, a training folder, or a run folder.
 
     Returns a GPT in eval mode; ``model(ids)`` on a [batch, seq] LongTensor gives logits
     of shape [batch, seq, vocab]."""
-    from gptlab.config import from_dict
-    from gptlab.model import GPT
-    from gptlab.train.checkpoint import load_checkpoint
-
-    ckpt = _find_checkpoint(path)
-    cfg = from_dict(json.loads((ckpt / "config.json").read_text()))
-    model = GPT(cfg.model)
-    load_checkpoint(ckpt, model, restore_rng=False)
+    ckpt = find_checkpoint(path)
+    model = GPT(model_config_of(ckpt))
+    load_weights_into(ckpt, model)
     model.to(device).eval()
     return (model, ckpt) if return_path else model

@@ -1,14 +1,43 @@
-"""The `gptlab` command line. It only wires arguments to library functions."""
+"""The `gptlab` command line. It only wires arguments to library functions.
+
+It is also the one error boundary: a user's mistake (:class:`gptlab.errors.UserError`, a
+missing or unreadable file) becomes one line naming the file, key or flag, with exit code 2;
+``--debug`` shows the traceback; anything else is reported as a bug in gptlab."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
+import os
 import sys
-from pathlib import Path
+import traceback
+
+from gptlab.advise.answers import MEASURED, add_answer_arguments, answers_from_args
+from gptlab.advise.command import advise_command, bakeoff_command
+from gptlab.config import load_config, to_dict
+from gptlab.console import setup_logging
+from gptlab.data.classifier import train_from_paths
+from gptlab.data.curate import run_curate
+from gptlab.device import resolve_device
+from gptlab.errors import UserError
+from gptlab.eval.bpb import run_eval
+from gptlab.eval.generate import run_generate
+from gptlab.eval.tasks import run_tasks
+from gptlab.interop import export_hf, import_hf
+from gptlab.manifest import recording
+from gptlab.pack.build import run_pack
+from gptlab.pipeline import demo_preset, demo_sizes, run_all
+from gptlab.report import write_report
+from gptlab.sources.harvest import run_harvest
+from gptlab.tokenizer import run_tokenizer
+from gptlab.train.loop import run_train
 
 
 def _config(args, fragments=()):
-    from gptlab.config import load_config
-    return load_config(getattr(args, "config", None), args.overrides, fragments=list(fragments))
+    """The resolved config; every manifest written by this command records it."""
+    cfg = load_config(getattr(args, "config", None), args.overrides, fragments=list(fragments))
+    args._recording.enter_context(recording(to_dict(cfg)))
+    return cfg
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -17,75 +46,65 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_demo(args) -> None:
-    from gptlab.config import demo_preset
-    from gptlab.pipeline import run_all
     cfg = _config(args, [demo_preset(args.size)])
     report = run_all(cfg, args.out, workers=args.workers)
     print(report)
 
 
 def cmd_harvest(args) -> None:
-    from gptlab.data.harvest import run_harvest
-    run_harvest(_config(args), args.out, workers=args.workers)
+    run_harvest(_config(args).data, args.out, workers=args.workers)
 
 
 def cmd_curate(args) -> None:
-    from gptlab.data.curate import run_curate
-    run_curate(_config(args), args.input, args.out, workers=args.workers, recipe=args.recipe,
+    run_curate(_config(args).data, args.input, args.out, workers=args.workers, recipe=args.recipe,
                executor=args.executor)
 
 
 def cmd_classifier_train(args) -> None:
-    from gptlab.data.classifier import train_from_paths
     train_from_paths(args.positives, args.negatives, args.out, max_docs=args.max_docs, seed=args.seed)
 
 
 def cmd_pack(args) -> None:
-    from gptlab.data.pack import run_pack
-    run_pack(_config(args), args.input, args.tokenizer, args.out)
+    run_pack(_config(args).pack, args.input, args.tokenizer, args.out)
 
 
 def cmd_tokenizer_train(args) -> None:
-    from gptlab.tokenizer import run_tokenizer
-    run_tokenizer(_config(args), args.input, args.out)
+    run_tokenizer(_config(args).tokenizer, args.input, args.out)
 
 
 def cmd_train(args) -> None:
-    from gptlab.train.loop import run_train
-    run_train(_config(args), args.data, args.out, resume=args.resume)
+    cfg = _config(args)
+    run_train(cfg.model, cfg.train, cfg.stability, args.data, args.out, resume=args.resume)
 
 
 def cmd_eval(args) -> None:
     cfg = _config(args)
+    if args.device is not None:
+        cfg.eval.device = args.device
+    device = str(resolve_device(cfg.eval.device, key="--device"))
+    e = cfg.eval
     if args.tasks:
-        from gptlab.eval.tasks import run_tasks
-        e = cfg.eval
         run_tasks(args.checkpoint, args.tasks.split(","), args.out, e.num_fewshot, e.fewshot_seed, args.fewshot_pool,
-                  e.batch_size, e.max_new_tokens, device=args.device)
+                  e.batch_size, e.max_new_tokens, device=device)
     if args.harness:
-        from gptlab.eval.harness import run_harness
+        from gptlab.eval.harness import run_harness  # noqa: PLC0415  (optional extra lm-eval, seconds to import)
         run_harness(args.harness.split(","), args.checkpoint, args.out, args.include_path,
-                    cfg.eval.num_fewshot or None, args.limit, cfg.eval.batch_size, args.device,
-                    log_samples=args.log_samples)
+                    e.num_fewshot or None, args.limit, e.batch_size, device, log_samples=args.log_samples)
     if args.heldout:
-        from gptlab.eval.bpb import run_eval
-        run_eval(cfg, args.heldout, args.checkpoint, args.pack, args.out)
+        run_eval(e, args.heldout, args.checkpoint, args.pack, args.out)
     elif not (args.tasks or args.harness):
-        raise FileNotFoundError("gptlab eval needs --heldout (bits-per-byte), --tasks FILE... or --harness TASKS")
+        raise UserError("gptlab eval needs --heldout (bits-per-byte), --tasks FILE... or --harness TASKS")
 
 
 def cmd_report(args) -> None:
-    from gptlab.report import write_report
     print(write_report(args.run, args.out))
 
 
 def cmd_export(args) -> None:
-    from gptlab.interop import export_hf
     print(export_hf(args.checkpoint, args.out, arch=args.arch))
 
 
 def cmd_import(args) -> None:
-    from gptlab.interop import import_hf
     print(import_hf(args.input, args.out, block_size=args.block_size))
 
 
@@ -103,8 +122,6 @@ def _add_interop(sub) -> None:
     p.add_argument("--block-size", type=int, help="context length, for architectures that store none (BLOOM)")
     p.set_defaults(fn=cmd_import)
 def cmd_advise(args) -> None:
-    from gptlab.advise.answers import answers_from_args
-    from gptlab.advise.command import advise_command, bakeoff_command
     if args.advise_command == "bakeoff":
         bakeoff_command(args.train, args.test, args.task, args.model, args.out, args.json, args.answers,
                         answers_from_args(args), small_model=args.small_model, shots=args.shots, max_chars=args.max_chars, seed=args.seed,
@@ -115,7 +132,6 @@ def cmd_advise(args) -> None:
 
 
 def _add_advise(sub) -> None:
-    from gptlab.advise.answers import MEASURED, add_answer_arguments
     p = sub.add_parser("advise", help="prompt a large LLM or fine-tune a smaller model? (rules + bake-off)")
     p.add_argument("--answers", help="YAML file of answers (see docs/advise.md)")
     p.add_argument("--interactive", action=argparse.BooleanOptionalAction, default=None,
@@ -149,7 +165,6 @@ def _add_advise(sub) -> None:
 
 
 def cmd_generate(args) -> None:
-    from gptlab.eval.generate import run_generate
     texts = run_generate(args.checkpoint, args.prompt, args.max_new_tokens, args.temperature, args.top_k or None,
                          args.top_p, args.seed, args.num_samples, use_cache=not args.no_cache, device=args.device)
     for i, text in enumerate(texts):
@@ -175,11 +190,12 @@ def _add_generate(sub) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="gptlab", description="Pretrain GPT-style models the way that worked.")
+    ap.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
     sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="run the whole chain on the embedded corpus")
     p.add_argument("--out", default="runs/demo")
-    p.add_argument("--size", choices=("tiny", "small"), default="small")
+    p.add_argument("--size", choices=demo_sizes(), default="small")
     p.add_argument("--workers", type=int, default=2)
     _add_common(p)
     p.set_defaults(fn=cmd_demo)
@@ -241,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--include-path", help="a folder of lm-eval task YAML files")
     p.add_argument("--limit", type=int, help="lm-eval: at most this many rows per task")
     p.add_argument("--log-samples", action="store_true", help="lm-eval: keep per-row requests and answers")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where the model runs (default: eval.device)")
     _add_common(p)
     p.set_defaults(fn=cmd_eval)
 
@@ -256,19 +272,41 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _one_line(e: BaseException) -> str:
+    """An OS error as 'PATH: reason'; anything else as its message, on one line."""
+    if isinstance(e, OSError) and e.filename is not None and e.strerror:
+        return f"{e.filename}: {e.strerror}"
+    return " ".join(str(e).split()) or type(e).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
-    from gptlab.config import ConfigError
     args = build_parser().parse_args(argv)
     if not hasattr(args, "overrides"):
         args.overrides = []
+    setup_logging(logging.DEBUG if args.debug else logging.INFO)
     try:
-        args.fn(args)
-    except (ConfigError, FileNotFoundError) as e:
-        print(f"gptlab: error: {e}", file=sys.stderr)
+        with contextlib.ExitStack() as args._recording:
+            args.fn(args)
+    except (UserError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as e:
+        if args.debug:
+            traceback.print_exc()
+        print(f"gptlab: error: {_one_line(e)}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader of our output went away (`gptlab advise --json | head`): not an error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
-        print("gptlab: interrupted; rerun the same command to resume", file=sys.stderr)
+        print("gptlab: interrupted; finished stages and checkpoints are kept: rerun the command to continue "
+              "(for `gptlab train`, add --resume)", file=sys.stderr)
         return 130
+    except Exception as e:  # noqa: BLE001  (the boundary: anything else is a bug)
+        if args.debug:
+            traceback.print_exc()
+        print(f"gptlab: internal error (this is a bug in gptlab, not in your input): {type(e).__name__}: "
+              f"{_one_line(e)}\n  Please report it on gptlab's issue tracker with the command you ran and "
+              "the output of the same command with --debug.", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -1,15 +1,21 @@
-"""Progress bars and concise log lines, shared by every stage."""
+"""Progress bars and log lines, shared by every stage.
+
+gptlab logs through the standard :mod:`logging` module, under the ``gptlab`` logger, so a
+library user can silence it (``logging.getLogger("gptlab").setLevel(logging.WARNING)``) or
+send it elsewhere. The CLI installs a rich handler on the same console as the progress bars,
+so log lines print above a running bar instead of through it."""
 from __future__ import annotations
 
+import logging
 import os
+import re
 import sys
-import time
 from contextlib import contextmanager
 from typing import Iterable, Iterator, TypeVar
 
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 T = TypeVar("T")
 console = Console(stderr=True, highlight=False)
@@ -22,8 +28,30 @@ def _bars_enabled() -> bool:
     return sys.stderr.isatty()
 
 
-def log(msg: str) -> None:
-    console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {msg}")
+logger = logging.getLogger("gptlab")
+_LEADING_STYLE = re.compile(r"^\[(yellow|red|green|bold|dim)\]")
+_LEVELS = {"yellow": logging.WARNING, "red": logging.ERROR}
+
+
+def log(msg: str, level: int | None = None) -> None:
+    """One log line. A leading ``[yellow]`` or ``[red]`` marks a warning or an error."""
+    m = _LEADING_STYLE.match(msg)
+    if m:
+        msg = msg[m.end():]
+        level = level if level is not None else _LEVELS.get(m.group(1))
+    logger.log(level if level is not None else logging.INFO, msg)
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    """Show gptlab's log lines on stderr through rich (the CLI calls this; a library user
+    may configure logging their own way instead). Calling it again only changes the level."""
+    logger.setLevel(level)
+    if not any(getattr(h, "_gptlab", False) for h in logger.handlers):
+        handler = RichHandler(console=console, show_path=False, markup=False, rich_tracebacks=False,
+                              log_time_format="%H:%M:%S")
+        handler._gptlab = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+        logger.propagate = False
 
 
 def make_progress() -> Progress:

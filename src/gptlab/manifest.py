@@ -9,6 +9,7 @@ half-written file that looks finished.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import os
 import tempfile
@@ -19,6 +20,20 @@ from typing import Any, Iterator
 import xxhash
 
 MANIFEST = "manifest.json"
+
+# The resolved config of the whole run, when a caller (the CLI, the demo chain) knows it. A stage
+# keys on its own section only, but records the whole tree in its manifest as provenance.
+_RUN_CONFIG: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("run_config", default=None)
+
+
+@contextlib.contextmanager
+def recording(run_config: dict[str, Any]) -> Iterator[None]:
+    """Inside this block, every manifest records ``run_config`` as the resolved config."""
+    token = _RUN_CONFIG.set(run_config)
+    try:
+        yield
+    finally:
+        _RUN_CONFIG.reset(token)
 
 
 def file_checksum(path: str | Path, chunk: int = 1 << 22) -> str:
@@ -73,8 +88,10 @@ def write_manifest(stage_dir: str | Path, *, stage: str, key: str, outputs: list
     stage_dir = Path(stage_dir)
     files = {rel: {"checksum": file_checksum(stage_dir / rel), "bytes": (stage_dir / rel).stat().st_size}
              for rel in sorted(outputs)}
+    run_config = _RUN_CONFIG.get()
     manifest = {"stage": stage, "complete": True, "key": key, "finished_at": time.time(),
-                "outputs": files, "config": config or {}, "summary": summary or {}}
+                "outputs": files, "config": run_config if run_config is not None else (config or {}),
+                "summary": summary or {}}
     atomic_write_json(stage_dir / MANIFEST, manifest)
     return manifest
 

@@ -3,20 +3,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
+
+from gptlab.advise.labelled import domain_examples
 
 
 @pytest.fixture(scope="session")
 def domain_set(tiny_run, tmp_path_factory) -> tuple[Path, Path]:
     """Domain classification made from the tiny run's corpus: train from curate/train, test from heldout."""
-    from gptlab.advise.labelled import domain_examples
     return domain_examples(tiny_run / "curate", tmp_path_factory.mktemp("domains"), per_domain=10, max_chars=400)
 
 
 @pytest.fixture(scope="session")
 def hf_model_dir(tiny_checkpoint, tmp_path_factory) -> Path:
     """A tiny random GPT-2 with the tiny run's tokenizer, saved as a local Hugging Face folder."""
-    import torch
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast  # noqa: PLC0415  (optional extra (transformers), seconds to import)
 
     out = tmp_path_factory.mktemp("hf") / "tiny-gpt2"
     tok = PreTrainedTokenizerFast(tokenizer_file=str(tiny_checkpoint / "tokenizer.json"),

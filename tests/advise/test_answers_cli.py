@@ -2,15 +2,17 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import pytest
+from PIL import Image
 from rich.console import Console
 
 from gptlab.advise.answers import ask_interactive, load_answers
-from gptlab.advise.flow import mermaid
-from gptlab.advise.rules import RULES
+from gptlab.advise.flow import markdown_table, mermaid, png, table_hash, write_docs
+from gptlab.advise.rules import RULES, Rule, is_
 from gptlab.cli import main
-from gptlab.fields import ConfigError
+from gptlab.schema import ConfigError
 
 
 def test_yaml_answers_load_and_bad_ones_name_file_and_key(tmp_path):
@@ -69,7 +71,6 @@ def test_cli_flags_yaml_and_json(tmp_path, capsys):
 
 
 def test_flow_figure_has_every_row_and_the_docs_copy_is_current(capsys):
-    from pathlib import Path
     text = mermaid()
     assert text.startswith("flowchart")
     for r in RULES:
@@ -78,18 +79,13 @@ def test_flow_figure_has_every_row_and_the_docs_copy_is_current(capsys):
     docs = Path(__file__).resolve().parents[2] / "docs"
     assert (docs / "advise-flow.mmd").read_text() == text, "regenerate: python -m gptlab.advise.flow docs"
     assert text in (docs / "advise.md").read_text(), "paste the regenerated flow into docs/advise.md"
-    from gptlab.advise.flow import markdown_table, table_hash
     assert markdown_table() in (docs / "advise.md").read_text(), "paste the regenerated rule table too"
-    from PIL import Image
     with Image.open(docs / "advise-flow.png") as im:
         assert im.info.get("Description") == f"rule-table {table_hash()}", "regenerate: python -m gptlab.advise.flow docs"
 
 
 def test_png_flow_is_written_and_fingerprinted(tmp_path):
-    from PIL import Image
 
-    from gptlab.advise.flow import png, table_hash
-    from gptlab.advise.rules import Rule, is_
     rules = RULES[:3] + (Rule("extra", "hybrid", 1, is_("spurious", True), "why"),)
     with Image.open(png(tmp_path / "flow.png", rules)) as im:
         assert im.format == "PNG" and im.size[0] > 500
@@ -97,7 +93,6 @@ def test_png_flow_is_written_and_fingerprinted(tmp_path):
 
 
 def test_the_yaml_example_in_the_docs_loads(tmp_path):
-    from pathlib import Path
     doc = (Path(__file__).resolve().parents[2] / "docs" / "advise.md").read_text()
     block = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
     (tmp_path / "answers.yaml").write_text(block)
@@ -106,9 +101,7 @@ def test_the_yaml_example_in_the_docs_loads(tmp_path):
 
 
 def test_write_docs_regenerates_every_copy(tmp_path):
-    from pathlib import Path
 
-    from gptlab.advise.flow import write_docs
     page = (Path(__file__).resolve().parents[2] / "docs" / "advise.md").read_text()
     stale = page.replace("| `few-labels` | prompt | 3 |", "| `few-labels` | prompt | 9 |")
     assert stale != page

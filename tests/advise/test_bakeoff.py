@@ -6,9 +6,9 @@ from collections import Counter
 import pytest
 
 from gptlab.advise.bakeoff import BakeoffSettings, run_bakeoff
+from gptlab.advise.labelled import Example, LabelledDataError, read_examples, write_examples
 from gptlab.advise.metrics import token_f1
 from gptlab.advise.prompting import demonstrations
-from gptlab.advise.labelled import Example, LabelledDataError, read_examples, write_examples
 from gptlab.cli import main
 from gptlab.manifest import verify
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from gptlab.advise import Rule, answers_from_dict, advise
+from gptlab.advise import Rule, advise, answers_from_dict
 from gptlab.advise.rules import FINETUNE, PROMPT, Cond, Ref, all_of, any_of, is_
 
 

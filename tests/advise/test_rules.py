@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gptlab.advise import RULES, answers_from_dict, advise
+from gptlab.advise import RULES, advise, answers_from_dict
 from gptlab.advise.engine import fired_rules
 from gptlab.advise.rules import FINETUNE, HYBRID, PROMPT, RETRIEVAL
 

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import pytest
 
+from gptlab.sources.bible import bible_documents
+
 
 @pytest.fixture(scope="session")
 def prose() -> list[str]:
     """Real English prose: KJV chapters that ship inside gptlab's own dependencies."""
-    from gptlab.data.harvest import bible_documents
     return [d.text for d in bible_documents(120) if d.source == "bible-kjv"]

@@ -11,8 +11,8 @@ import numpy as np
 
 def write_warc(path: Path, pages: list[tuple[str, str]], wet: bool = False) -> Path:
     """A WARC of (url, body) pages: HTML ``response`` records, or WET ``conversion`` records."""
-    from warcio.statusandheaders import StatusAndHeaders
-    from warcio.warcwriter import WARCWriter
+    from warcio.statusandheaders import StatusAndHeaders  # noqa: PLC0415  (optional extra (gptlab[data]): WARC/WET reading)
+    from warcio.warcwriter import WARCWriter  # noqa: PLC0415  (optional extra (gptlab[data]): WARC/WET reading)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as f:
         w = WARCWriter(f, gzip=str(path).endswith(".gz"))

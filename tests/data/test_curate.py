@@ -2,11 +2,14 @@ from __future__ import annotations
 
 import json
 
+import pyarrow.parquet as pq
 import pytest
 import zstandard
-
 from data_corpora import planted_corpus, write_jsonl, write_warc
+
+from gptlab.cli import main
 from gptlab.config import load_config
+from gptlab.data import curate
 from gptlab.data.curate import run_curate
 from gptlab.data.documents import read_shard, shard_paths
 from gptlab.manifest import read_manifest
@@ -36,7 +39,7 @@ def test_default_recipe_on_a_warc_reconciles_and_quarantines_a_cut_file(tmp_path
     cut = tmp_path / "in" / "b.warc.gz"
     write_warc(cut, pages[:10])
     cut.write_bytes(cut.read_bytes()[: int(cut.stat().st_size * 0.5)])
-    s = run_curate(_cfg("data.keep_dropped=true"), [good, cut], tmp_path / "out", workers=2, recipe="default")
+    s = run_curate(_cfg("data.keep_dropped=true").data, [good, cut], tmp_path / "out", workers=2, recipe="default")
     _reconciles(s)
     names = [st["name"] for st in s["funnel"]["steps"]]
     assert names == ["normalize", "langid", "gopher_quality", "gopher_repetition", "c4", "classifier",
@@ -63,7 +66,7 @@ def test_bad_input_is_quarantined_counted_and_kept_for_inspection(tmp_path, pros
     blob = zstandard.ZstdCompressor().compress(raw)
     (tmp_path / "in" / "cut.jsonl.zst").write_bytes(blob[: len(blob) // 2])
     (tmp_path / "in" / "latin1.jsonl").write_bytes(b'{"text": "caf\xe9"}\n')
-    s = run_curate(_cfg("data.max_doc_bytes=2000", "data.keep_dropped=true"), [tmp_path / "in"], tmp_path / "out",
+    s = run_curate(_cfg("data.max_doc_bytes=2000", "data.keep_dropped=true").data, [tmp_path / "in"], tmp_path / "out",
                    workers=1, recipe="dedup")
     _reconciles(s)
     q = s["funnel"]["quarantined"]
@@ -76,7 +79,6 @@ def test_bad_input_is_quarantined_counted_and_kept_for_inspection(tmp_path, pros
 
 
 def test_dedup_recipe_from_the_cli_removes_exact_and_near_copies(tmp_path):
-    from gptlab.cli import main
     texts = planted_corpus(seed=3, n_groups=20)
     rows = [{"text": t, "id": f"d{i}"} for i, t in enumerate(texts)] + [{"text": texts[0].upper(), "id": "copy"}]
     write_jsonl(tmp_path / "c.jsonl", rows)
@@ -90,7 +92,6 @@ def test_dedup_recipe_from_the_cli_removes_exact_and_near_copies(tmp_path):
 
 
 def test_cli_config_errors_are_one_line(tmp_path, capsys):
-    from gptlab.cli import main
     write_jsonl(tmp_path / "c.jsonl", [{"text": "x"}])
     (tmp_path / "r.toml").write_text('[[steps]]\ntype = "langid"\nmin_score = 2.0\n')
     assert main(["data", "curate", "--input", str(tmp_path / "c.jsonl"), "--out", str(tmp_path / "o"),
@@ -100,7 +101,6 @@ def test_cli_config_errors_are_one_line(tmp_path, capsys):
 
 
 def test_killed_run_resumes_with_unfinished_shards(tmp_path, monkeypatch, prose):
-    from gptlab.data import curate
     for k in range(4):
         write_jsonl(tmp_path / "in" / f"part{k}.jsonl", [{"text": t, "id": f"{k}-{i}"} for i, t in enumerate(prose[k * 5:k * 5 + 5])])
     real, calls = curate.run_segment, []
@@ -112,24 +112,23 @@ def test_killed_run_resumes_with_unfinished_shards(tmp_path, monkeypatch, prose)
         return real(task)
     monkeypatch.setattr(curate, "run_segment", flaky)
     with pytest.raises(KeyboardInterrupt):
-        run_curate(_cfg(), [tmp_path / "in"], tmp_path / "out", workers=1, recipe="dedup")
+        run_curate(_cfg().data, [tmp_path / "in"], tmp_path / "out", workers=1, recipe="dedup")
     assert not (tmp_path / "out" / "manifest.json").exists()
     calls.clear()
     monkeypatch.setattr(curate, "run_segment", lambda t: calls.append((t.k, t.shard, "done" if __import__("pathlib").Path(t.done).exists() else "run")) or real(t))
-    s = run_curate(_cfg(), [tmp_path / "in"], tmp_path / "out", workers=1, recipe="dedup")
+    s = run_curate(_cfg().data, [tmp_path / "in"], tmp_path / "out", workers=1, recipe="dedup")
     assert [c for c in calls if c[0] == 0] == [(0, 0, "done"), (0, 1, "done"), (0, 2, "run"), (0, 3, "run")]
     _reconciles(s)
     assert s["in_docs"] == 20 and not (tmp_path / "out" / "work").exists()
     # a complete stage is skipped on rerun
     calls.clear()
-    run_curate(_cfg(), [tmp_path / "in"], tmp_path / "out", workers=1, recipe="dedup")
+    run_curate(_cfg().data, [tmp_path / "in"], tmp_path / "out", workers=1, recipe="dedup")
     assert calls == []
 
 
 def test_parquet_output(tmp_path, prose):
-    import pyarrow.parquet as pq
     write_jsonl(tmp_path / "a.jsonl", [{"text": t} for t in prose[:8]])
-    run_curate(_cfg("data.write_parquet=true"), [tmp_path / "a.jsonl"], tmp_path / "o", workers=1, recipe="dedup")
+    run_curate(_cfg("data.write_parquet=true").data, [tmp_path / "a.jsonl"], tmp_path / "o", workers=1, recipe="dedup")
     zst = [d.text for p in shard_paths(tmp_path / "o" / "train") for d in read_shard(p)]
     pqt = [t for p in sorted((tmp_path / "o" / "train").glob("*.parquet")) for t in pq.read_table(p)["text"].to_pylist()]
     assert zst == pqt and len(zst) >= 6
@@ -149,7 +148,7 @@ def test_url_dedup_keeps_the_first_page_per_normalised_url(tmp_path, prose):
     rows = [{"text": prose[0], "url": "https://www.example.org/a/"}, {"text": prose[1], "url": "http://example.org/a#x"},
             {"text": prose[2], "url": "http://example.org/b"}, {"text": prose[3]}]
     write_jsonl(tmp_path / "u.jsonl", rows)
-    s = run_curate(_cfg(), [tmp_path / "u.jsonl"], tmp_path / "o", workers=1, recipe={"steps": [{"type": "url_dedup"}]})
+    s = run_curate(_cfg().data, [tmp_path / "u.jsonl"], tmp_path / "o", workers=1, recipe={"steps": [{"type": "url_dedup"}]})
     _reconciles(s)
     assert s["funnel"]["steps"][0]["dropped"] == {"duplicate": 1} and s["kept_docs"] == 3
     assert s["dedup"]["url_dedup"]["samples"][0][0]["snippet"] == " ".join(prose[0].split())[:160]

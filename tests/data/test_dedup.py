@@ -4,9 +4,18 @@ import itertools
 from pathlib import Path
 
 import numpy as np
-
 from data_corpora import jaccard, planted_corpus, shingles
-from gptlab.data.dedup import MinHasher, UnionFind, exact_key, map_keys, reduce_buckets, url_key, write_buckets, write_signatures
+
+from gptlab.data.dedup import (
+    MinHasher,
+    UnionFind,
+    exact_key,
+    map_keys,
+    reduce_buckets,
+    url_key,
+    write_buckets,
+    write_signatures,
+)
 from gptlab.data.documents import Document
 
 

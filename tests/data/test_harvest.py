@@ -3,10 +3,10 @@ from collections import Counter
 
 import pytest
 
-from gptlab.config import load_config
-from gptlab.data import harvest as hv
+from gptlab.config import ConfigError, load_config
 from gptlab.data.documents import read_shard, shard_paths
 from gptlab.manifest import is_complete, read_manifest
+from gptlab.sources import harvest as hv
 
 
 def _take(source, n=20, mb=1.0):
@@ -87,34 +87,33 @@ def test_run_harvest_writes_shards_manifest_and_resumes(tmp_path):
     cfg = load_config(None, ["data.sources=['stdlib-code','stdlib-prose']", "data.max_docs_per_source=30",
                              "data.docs_per_shard=10"])
     out = tmp_path / "h"
-    s1 = hv.run_harvest(cfg, out, workers=1)
+    s1 = hv.run_harvest(cfg.data, out, workers=1)
     assert s1["docs"] == 60
     assert is_complete(out)
     docs = [d for p in shard_paths(out / "shards") for d in read_shard(p)]
     assert len(docs) == 60 and len({d.id for d in docs}) == 60
     # A rerun is a no-op; a lost manifest re-uses the finished per-source parts.
     before = read_manifest(out)["finished_at"]
-    hv.run_harvest(cfg, out, workers=1)
+    hv.run_harvest(cfg.data, out, workers=1)
     assert read_manifest(out)["finished_at"] == before
     (out / "manifest.json").unlink()
     (out / "parts" / "stdlib-prose.json").unlink()
-    s2 = hv.run_harvest(cfg, out, workers=1)
+    s2 = hv.run_harvest(cfg.data, out, workers=1)
     assert s2 == s1
 
 
 def test_unknown_source_is_a_config_error(tmp_path):
-    from gptlab.config import ConfigError
     cfg = load_config(None, ["data.sources=['nosuch']"])
     with pytest.raises(ConfigError, match="data.sources: unknown source 'nosuch'"):
-        hv.run_harvest(cfg, tmp_path, workers=1)
+        hv.run_harvest(cfg.data, tmp_path, workers=1)
 
 
 def test_curation_settings_do_not_redo_the_harvest(tmp_path):
     base = ["data.sources=['stdlib-code']", "data.max_docs_per_source=5"]
     out = tmp_path / "h"
-    hv.run_harvest(load_config(None, base), out, workers=1)
+    hv.run_harvest(load_config(None, base).data, out, workers=1)
     before = read_manifest(out)["finished_at"]
-    hv.run_harvest(load_config(None, base + ["data.eval_fraction=0.2", "data.recipe=dedup"]), out, workers=1)
+    hv.run_harvest(load_config(None, base + ["data.eval_fraction=0.2", "data.recipe=dedup"]).data, out, workers=1)
     assert read_manifest(out)["finished_at"] == before
-    hv.run_harvest(load_config(None, base[:1] + ["data.max_docs_per_source=6"]), out, workers=1)
+    hv.run_harvest(load_config(None, base[:1] + ["data.max_docs_per_source=6"]).data, out, workers=1)
     assert read_manifest(out)["finished_at"] != before

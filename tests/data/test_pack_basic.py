@@ -2,7 +2,11 @@ import json
 
 import numpy as np
 
-from gptlab.data.pack import PackedData
+from gptlab.config import load_config
+from gptlab.manifest import read_manifest
+from gptlab.pack.build import run_pack
+from gptlab.pack.packed import PackedData
+from gptlab.pipeline import demo_preset
 
 
 def test_packed_index_maps_every_sequence(tiny_run):
@@ -19,11 +23,8 @@ def test_packed_index_maps_every_sequence(tiny_run):
 
 
 def test_pack_is_byte_identical_when_rerun(tiny_run, tmp_path):
-    from gptlab.config import demo_preset, load_config
-    from gptlab.data.pack import run_pack
-    from gptlab.manifest import read_manifest
     cfg = load_config(None, [], fragments=[demo_preset("tiny")])
-    run_pack(cfg, tiny_run / "curate", tiny_run / "tokenizer", tmp_path / "p")
+    run_pack(cfg.pack, tiny_run / "curate", tiny_run / "tokenizer", tmp_path / "p")
     a = read_manifest(tiny_run / "pack")["outputs"]
     b = read_manifest(tmp_path / "p")["outputs"]
     assert a == b

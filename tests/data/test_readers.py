@@ -5,8 +5,8 @@ import json
 
 import pytest
 import zstandard
-
 from data_corpora import write_jsonl, write_warc
+
 from gptlab.data.documents import Document
 from gptlab.data.readers import Quarantined, discover, read_input, write_parquet
 

@@ -1,5 +1,10 @@
+from collections import Counter
+
+import pytest
+import zstandard
+
 from gptlab.data.curate import split_heldout
-from gptlab.data.documents import Document, read_shard, write_shard
+from gptlab.data.documents import Document, ShardFormatError, read_shard, write_shard
 
 
 def doc(i, text, domain="docs", **meta):
@@ -20,9 +25,7 @@ def test_heldout_split_keeps_groups_together():
 
 
 def test_malformed_lines_are_quarantined_not_lost(tmp_path):
-    from collections import Counter
 
-    import zstandard
     p = tmp_path / "s.jsonl.zst"
     write_shard(p, [doc(1, "ok")])
     raw = zstandard.ZstdDecompressor().decompress(p.read_bytes(), max_output_size=1 << 20)
@@ -30,8 +33,6 @@ def test_malformed_lines_are_quarantined_not_lost(tmp_path):
     q = Counter()
     assert [d.id for d in read_shard(p, quarantine=q)] == ["1"]
     assert q == Counter({"malformed-line": 2})
-    import pytest
 
-    from gptlab.data.documents import ShardFormatError
     with pytest.raises(ShardFormatError, match=r"s.jsonl.zst:2: not a document"):
         list(read_shard(p))

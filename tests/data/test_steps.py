@@ -1,12 +1,19 @@
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
+from data_corpora import write_jsonl
 
+from gptlab.cli import main
+from gptlab.data import steps
 from gptlab.data.classifier import QualityModel, keep_probability, pareto_keep, train_quality_model
 from gptlab.data.documents import Document
-from gptlab.data.recipe import load_recipe
-from gptlab.fields import ConfigError
+from gptlab.data.recipe import BUILTIN, load_recipe
+from gptlab.data.steps import _ngram_stats
+from gptlab.schema import ConfigError
 
 
 def _doc(text, source="web"):
@@ -62,7 +69,6 @@ def test_langid_tags_language_and_score():
 
 
 def test_scores_are_reused_when_only_a_threshold_changes(monkeypatch, prose):
-    from gptlab.data import steps
     calls = []
     real = steps.GopherQuality.scores
     monkeypatch.setattr(steps.GopherQuality, "scores", lambda self, d: calls.append(1) or real(self, d))
@@ -98,8 +104,6 @@ def test_recipe_config_errors_are_one_line():
 
 
 def test_builtin_recipes_match_their_toml_files():
-    from pathlib import Path
-    from gptlab.data.recipe import BUILTIN
     folder = Path(__file__).resolve().parents[2] / "configs" / "data"
     for name in BUILTIN:
         assert load_recipe(str(folder / f"{name}.toml")).to_dict()["steps"] == load_recipe(name).to_dict()["steps"], name
@@ -115,7 +119,6 @@ def test_pareto_rule_matches_closed_form_and_is_deterministic():
 
 
 def test_classifier_trains_reports_and_saves_without_pickle(tmp_path, prose):
-    import json
     rng = np.random.default_rng(0)
     junk = [" ".join(f"{w}{rng.integers(100)}" for w in rng.choice(["click", "buy", "login", "$$", "cart"], 80))
             for _ in range(40)]
@@ -131,10 +134,7 @@ def test_classifier_trains_reports_and_saves_without_pickle(tmp_path, prose):
 
 
 def test_classifier_train_cli_reports_precision_recall(tmp_path, prose, capsys):
-    import json
 
-    from data_corpora import write_jsonl
-    from gptlab.cli import main
     rng = np.random.default_rng(1)
     junk = [" ".join(f"{w}{rng.integers(50)}" for w in rng.choice(["sale", "click", "win", "free", "deal"], 60))
             for _ in range(30)]
@@ -149,7 +149,6 @@ def test_classifier_train_cli_reports_precision_recall(tmp_path, prose, capsys):
 
 
 def test_repetition_ngram_statistics_by_hand():
-    from gptlab.data.steps import _ngram_stats
     words = "one two three four five six one two three four five six seven".split()
     top, dup = _ngram_stats(words, (2, 4), (5, 7))
     assert top == [2 * len("onetwo"), 2 * len("onetwothreefour")]  # ties go to the n-gram seen first

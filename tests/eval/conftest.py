@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+from gptlab.model import GPT, ModelConfig
 
 
 def _tiny_gpt(**overrides):
-    from gptlab.model import GPT, ModelConfig
     fields = dict(vocab_size=64, block_size=16, n_layer=2, n_head=2, n_embd=32)
     fields.update(overrides)
     torch.manual_seed(0)
@@ -27,7 +29,6 @@ def _one_thread(one_thread):
 @pytest.fixture
 def word_tokenizer():
     """A word-level tokenizer: one token per word, so token counts are easy to hand-check."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     words = ["<|endoftext|>", "the", "cat", "dog", "sat", "ran", "on", "mat", "a", "is", "Q:", "A:", "?", "."]
     tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="."))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()

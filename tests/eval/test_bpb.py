@@ -1,10 +1,15 @@
+import json
 import math
 
 import numpy as np
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tokenizers import Tokenizer, models, pre_tokenizers
 
-from gptlab.eval.bpb import evaluate_bpb, token_nll, unigram_bits, windows
+from gptlab.data.documents import Document, write_shard
+from gptlab.eval.bpb import evaluate_bpb, make_bpb_eval, token_nll, unigram_bits, windows
+from gptlab.train.hooks import EvalHook, MetricsHook
 
 
 @pytest.mark.parametrize("n, width, stride", [(2, 4, 2), (10, 4, 2), (10, 4, 4), (33, 8, 3), (9, 16, 8)])
@@ -36,8 +41,6 @@ def test_token_nll_of_a_uniform_model_is_n_ln_v():
 
 
 def test_bpb_hand_computed_for_uniform_model_and_unigram():
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from gptlab.data.documents import Document
     vocab = {"<|endoftext|>": 0, "a": 1, "b": 2, "c": 3}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="c"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
@@ -55,19 +58,13 @@ def test_bpb_hand_computed_for_uniform_model_and_unigram():
 
 
 def test_trained_model_beats_unigram_on_held_out_text(tiny_run):
-    import json
     r = json.loads((tiny_run / "eval" / "eval.json").read_text())
     assert r["overall"]["bpb"] < r["overall"]["unigram_bpb"]
     assert set(r["domains"]) >= {"code", "prose", "bible"}
 
 
 def test_make_bpb_eval_feeds_the_training_hook_and_tensorboard(tmp_path):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    from tokenizers import Tokenizer, models, pre_tokenizers
 
-    from gptlab.data.documents import Document, write_shard
-    from gptlab.eval.bpb import make_bpb_eval
-    from gptlab.train.hooks import EvalHook, MetricsHook
 
     vocab = {"<|endoftext|>": 0, "a": 1, "b": 2, "c": 3}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="c"))

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from gptlab.cli import main
 from gptlab.eval.generate import Sampling, cut_at_stop, filter_logits, generate_ids, generate_text, sample_next
 from gptlab.model.gpt import KVCache
 
@@ -69,7 +70,6 @@ def test_same_seed_same_text_and_stop_strings(word_tokenizer, tiny_gpt):
 
 
 def test_generate_cli_produces_text_from_the_demo_checkpoint(tiny_run, capsys):
-    from gptlab.cli import main
     assert main(["generate", "--checkpoint", str(tiny_run), "--prompt", "In the beginning",
                  "--max-new-tokens", "12", "--seed", "1", "--top-k", "40", "--top-p", "0.95"]) == 0
     out = capsys.readouterr().out

@@ -12,6 +12,15 @@ import os
 import pytest
 import torch
 
+import gptlab
+from gptlab.cli import main
+from gptlab.eval.cloze import write_cloze_tasks
+from gptlab.eval.harness import GptlabLM, run_harness, write_harness_task
+from gptlab.eval.scoring import encode, eos_token_id
+from gptlab.eval.tasks import evaluate_task, load_task
+from gptlab.interop import export_hf
+from gptlab.tokenizer import load_tokenizer
+
 pytest.importorskip("lm_eval")
 pytest.importorskip("transformers")
 
@@ -23,13 +32,6 @@ def routes(tiny_run, tiny_checkpoint, tmp_path_factory):
     os.environ["HF_DATASETS_OFFLINE"] = "1"
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
-    import gptlab
-    from gptlab.cli import main
-    from gptlab.eval.cloze import write_cloze_tasks
-    from gptlab.eval.harness import run_harness, write_harness_task
-    from gptlab.eval.tasks import evaluate_task, load_task
-    from gptlab.interop import export_hf
-    from gptlab.tokenizer import load_tokenizer
 
     tmp = tmp_path_factory.mktemp("harness")
     mc, gen = write_cloze_tasks(tiny_run / "curate" / "heldout", tmp / "tasks", n_rows=10)
@@ -81,8 +83,6 @@ class _Req:
 
 def test_adapter_rolling_loglikelihood_predicts_every_token_once(routes):
     """A unigram model (log p independent of context) makes the rolling total hand-computable."""
-    from gptlab.eval.harness import GptlabLM
-    from gptlab.eval.scoring import encode
 
     tok = routes["tok"]
     V = tok.get_vocab_size()
@@ -107,8 +107,6 @@ def test_adapter_rolling_loglikelihood_predicts_every_token_once(routes):
 
 
 def test_adapter_on_the_real_model_matches_direct_scoring(routes):
-    from gptlab.eval.harness import GptlabLM
-    from gptlab.eval.scoring import encode, eos_token_id
 
     model, tok = routes["model"], routes["tok"]
     lm = GptlabLM(model=model, tokenizer=tok)

@@ -5,9 +5,19 @@ import re
 import pytest
 import torch
 
-from gptlab.eval.cloze import cloze_rows
-from gptlab.eval.tasks import (TaskError, choice_metrics, evaluate_task, f1_score, generation_metrics,
-                               load_task, normalize_answer, prompts)
+from gptlab.cli import main
+from gptlab.eval.cloze import cloze_rows, write_cloze_tasks
+from gptlab.eval.tasks import (
+    TaskError,
+    choice_metrics,
+    evaluate_task,
+    f1_score,
+    generation_metrics,
+    load_task,
+    normalize_answer,
+    prompts,
+)
+from gptlab.manifest import is_complete
 
 
 class Bigram(torch.nn.Module):
@@ -116,9 +126,6 @@ def test_cloze_rows_take_the_gold_from_the_text():
 
 
 def test_eval_tasks_cli_writes_results_with_a_manifest_and_skips_when_complete(tiny_run, tiny_checkpoint, tmp_path):
-    from gptlab.cli import main
-    from gptlab.eval.cloze import write_cloze_tasks
-    from gptlab.manifest import is_complete
     mc, gen = write_cloze_tasks(tiny_run / "curate" / "heldout", tmp_path / "tasks", n_rows=8)
     argv = ["eval", "--checkpoint", str(tiny_checkpoint), "--out", str(tmp_path / "ev"),
             "--tasks", f"{mc},{gen}", "eval.num_fewshot=1", "eval.max_new_tokens=4"]

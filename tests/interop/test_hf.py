@@ -11,6 +11,9 @@ transformers = pytest.importorskip("transformers")
 from safetensors.torch import load_file  # noqa: E402
 from transformers import AutoModelForCausalLM  # noqa: E402
 
+import gptlab  # noqa: E402
+from gptlab.checkpoint import save_checkpoint  # noqa: E402
+from gptlab.cli import main  # noqa: E402
 from gptlab.config import RunConfig, load_config, to_dict  # noqa: E402
 from gptlab.interop import ExportRefused, export_hf, import_hf, to_hf_model  # noqa: E402
 from gptlab.interop import adapters as adapters_mod  # noqa: E402
@@ -81,7 +84,6 @@ def test_save_pretrained_round_trip_and_import_back(name, overrides, arch, tmp_p
     assert type(reloaded).__name__ == arch
     assert max_diff(model, reloaded.eval()) < ATOL
     # ...and back into gptlab: same logits again.
-    import gptlab
     back = gptlab.load_model(import_hf(tmp_path / "hf", tmp_path / "ck", block_size=64))
     x = ids()
     with torch.no_grad():
@@ -223,7 +225,7 @@ def test_import_refuses_what_gptlab_cannot_represent(tmp_path):
 
 @pytest.mark.parametrize("n_head", [4, 6, 12])
 def test_alibi_slopes_match_transformers(n_head):
-    from transformers.models.bloom.modeling_bloom import build_alibi_tensor
+    from transformers.models.bloom.modeling_bloom import build_alibi_tensor  # noqa: PLC0415  (optional extra (transformers), seconds to import)
     alibi = build_alibi_tensor(torch.ones(1, 2), n_head, torch.float32)   # [H, 1, 2] = slope * position
     assert torch.allclose(alibi[:, 0, 1], alibi_slopes(n_head), rtol=1e-6)
 
@@ -231,9 +233,7 @@ def test_alibi_slopes_match_transformers(n_head):
 # ----------------------------------------------------------------------------- CLI on a real run
 
 def test_cli_export_and_import_of_a_trained_checkpoint(tiny_checkpoint, tmp_path, capsys):
-    import gptlab
-    from gptlab.cli import main
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # noqa: PLC0415  (optional extra (transformers), seconds to import)
 
     out = tmp_path / "hf"
     assert main(["export", "--format", "hf", "--checkpoint", str(tiny_checkpoint), "--out", str(out)]) == 0
@@ -253,8 +253,6 @@ def test_cli_export_and_import_of_a_trained_checkpoint(tiny_checkpoint, tmp_path
 
 
 def test_cli_refuses_a_deepnorm_checkpoint_with_a_clear_message(tmp_path, capsys):
-    from gptlab.cli import main
-    from gptlab.train.checkpoint import save_checkpoint
 
     run_cfg = RunConfig()
     run_cfg.model = load_config(None, ["model.preset=glm", *TINY]).model

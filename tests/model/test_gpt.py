@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from gptlab.config import ConfigError, load_config
+from gptlab.interop.transforms import half_to_interleaved, interleaved_to_half
 from gptlab.model import GPT, ModelConfig
 from gptlab.model.gpt import alibi_bias, alibi_slopes, apply_rope, rope_tables
-from gptlab.interop.transforms import half_to_interleaved, interleaved_to_half
 
 
 def tiny(**kw) -> ModelConfig:

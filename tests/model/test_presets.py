@@ -5,9 +5,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import gptlab
 from gptlab.config import ConfigError, load_config
 from gptlab.model import GPT
 from gptlab.model.presets import GPT3_SIZES, PRESETS, RECIPES, preset_fragment
+from gptlab.train.loop import run_train
 
 TINY = ["model.n_layer=2", "model.n_head=4", "model.n_embd=32", "model.vocab_size=64", "model.block_size=32"]
 
@@ -91,13 +93,11 @@ def test_unknown_preset_is_a_one_line_error():
 
 def test_a_preset_trains_through_the_trainer_and_reloads(tiny_run, tmp_path):
     """The real trainer on the tiny run's packed data, with a recipe that uses every new module kind."""
-    import gptlab
-    from gptlab.train.loop import run_train
     cfg = load_config(None, ["model.preset=bloom", "model.n_layer=2", "model.n_head=2", "model.n_embd=64",
                              "train.max_steps=30", "train.batch_size=8", "train.lr=3e-3", "train.warmup_steps=3",
                              "train.precision=fp32", "train.ramp=none", "train.checkpoint_every=30",
                              "train.log_every=10"])
-    summary = run_train(cfg, tiny_run / "pack", tmp_path / "train")
+    summary = run_train(cfg.model, cfg.train, cfg.stability, tiny_run / "pack", tmp_path / "train")
     assert summary["final_loss"] < summary["first_loss"]
     model = gptlab.load_model(tmp_path / "train")
     assert model.config.position == "alibi" and model.config.embed_norm

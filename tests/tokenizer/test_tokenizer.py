@@ -1,3 +1,4 @@
+from gptlab.data.documents import read_shard
 from gptlab.tokenizer import EOS, eos_id, load_tokenizer, train_tokenizer
 
 TEXTS = ["def add(a, b):\n    return a + b\n"] * 50 + ["In the beginning was the word."] * 50
@@ -17,7 +18,6 @@ def test_bpe_roundtrips_any_text_and_learns_merges(tmp_path):
 
 
 def test_tokenizer_is_trained_on_the_training_split_only(tiny_run):
-    from gptlab.data.documents import read_shard
     tok = load_tokenizer(tiny_run / "tokenizer")
     assert tok.get_vocab_size() == 1024
     held = list(read_shard(tiny_run / "curate" / "heldout" / "heldout.jsonl.zst"))

@@ -1,9 +1,15 @@
+import json
+
 import numpy as np
 import pytest
 import torch
 
-from gptlab.data.pack import PackedData
+from gptlab.checkpoint import latest_valid
+from gptlab.config import ConfigError, load_config, to_dict
+from gptlab.model import GPT
 from gptlab.train.batches import Batches, BatchSchedule
+from gptlab.train.checkpoint import load_checkpoint, save_training_checkpoint
+from gptlab.train.optim import build_optimizer
 
 
 class Fake:
@@ -20,7 +26,6 @@ class Fake:
 
 
 def sched(batch_size=4, **kw):
-    from gptlab.config import load_config
     t = load_config(None, [f"train.batch_size={batch_size}"]).train
     for k, v in kw.items():
         setattr(t, k, v)
@@ -41,10 +46,6 @@ def test_batch_is_a_pure_function_of_step():
 
 
 def test_checkpoint_roundtrip_and_corruption_is_skipped(tmp_path):
-    from gptlab.config import load_config, to_dict
-    from gptlab.model import GPT
-    from gptlab.train.checkpoint import latest_valid, load_checkpoint, save_training_checkpoint
-    from gptlab.train.optim import build_optimizer
     cfg = load_config(None, ["model.n_layer=1", "model.n_embd=16", "model.n_head=2",
                              "model.vocab_size=50", "model.block_size=8"])
     torch.manual_seed(0)
@@ -75,7 +76,6 @@ def test_checkpoint_roundtrip_and_corruption_is_skipped(tmp_path):
 
 
 def test_training_loss_falls_in_the_tiny_run(tiny_run):
-    import json
     rows = [json.loads(l) for l in (tiny_run / "train" / "metrics.jsonl").read_text().splitlines()]
     first = sum(r["loss"] for r in rows[:5]) / 5
     last = sum(r["loss"] for r in rows[-5:]) / 5
@@ -112,7 +112,5 @@ def test_skip_list_moves_the_read_position():
 
 
 def test_bad_ramp_config_is_named():
-    import pytest
-    from gptlab.config import ConfigError, load_config
     with pytest.raises(ConfigError, match="train.ramp_batches: needs one more entry"):
         load_config(None, ["train.ramp=steps", "train.ramp_steps=[10]", "train.ramp_batches=[4]"])

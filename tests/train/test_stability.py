@@ -5,8 +5,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from safetensors.torch import load_file
 
+from gptlab.checkpoint import latest_valid
 from gptlab.config import ConfigError, load_config
+from gptlab.train.loop import run_train
 from gptlab.train.stability import RobustSpike, nonfinite
 
 BASE = ["model.n_layer=1", "model.n_embd=32", "model.n_head=2", "train.batch_size=8", "train.threads=1",
@@ -22,8 +25,8 @@ def _no_tensorboard(monkeypatch):
 
 
 def run(pack, out, extra=()):
-    from gptlab.train.loop import run_train
-    summary = run_train(load_config(None, BASE + list(extra)), pack, out, resume=True)
+    cfg = load_config(None, BASE + list(extra))
+    summary = run_train(cfg.model, cfg.train, cfg.stability, pack, out, resume=True)
     rows = [json.loads(l) for l in (Path(out) / "metrics.jsonl").read_text().splitlines()]
     ev = Path(out) / "events.jsonl"
     events = [json.loads(l) for l in ev.read_text().splitlines()] if ev.exists() else []
@@ -78,7 +81,6 @@ def test_lr_spike_recovers_and_replays_bitwise(tiny_run, tmp_path, clean):
     assert summary["steps"] == 60
     assert abs(summary["final_loss"] - clean[0]["final_loss"]) < 0.3
     # The skip list is in the checkpoint, so no later resume can replay those batches.
-    from gptlab.train.checkpoint import latest_valid
     st = json.loads((latest_valid(tmp_path / "g" / "checkpoints") / "state.json").read_text())
     assert st["skips"] == [[35, 48]]
 
@@ -107,8 +109,6 @@ def test_skip_list_survives_kill_and_resume(tiny_run, tmp_path):
             shutil.rmtree(p)
     (tmp_path / "b" / "manifest.json").unlink()
     resumed, _, _ = run(tiny_run / "pack", tmp_path / "b", extra)
-    from safetensors.torch import load_file
-    from gptlab.train.checkpoint import latest_valid
     wa = load_file(str(latest_valid(tmp_path / "a" / "checkpoints") / "model.safetensors"))
     wb = load_file(str(latest_valid(tmp_path / "b" / "checkpoints") / "model.safetensors"))
     assert all((wa[k] == wb[k]).all() for k in wa)      # bitwise: the skips were restored

@@ -2,6 +2,7 @@
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,8 +13,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from gptlab.config import load_config
-from gptlab.train.loop import lm_loss
+import gptlab
+from gptlab.checkpoint import latest_valid
+from gptlab.config import ConfigError, load_config
+from gptlab.train.loop import lm_loss, run_train
+from gptlab.train.optim import Adafactor, lr_schedule
 
 SMALL = ["model.n_layer=1", "model.n_embd=32", "model.n_head=2", "train.batch_size=8", "train.threads=1",
          "train.log_every=1000", "train.warmup_steps=2"]
@@ -29,7 +33,6 @@ def test_z_loss_is_coef_times_mean_log_z_squared():
 
 
 def test_adafactor_matches_the_t5x_update_by_hand():
-    from gptlab.train.optim import Adafactor
     torch.manual_seed(0)
     p = torch.nn.Parameter(torch.randn(4, 3))
     p0 = p.detach().clone()
@@ -53,7 +56,6 @@ def test_adafactor_matches_the_t5x_update_by_hand():
 
 
 def test_schedules():
-    from gptlab.train.optim import lr_schedule
     t = load_config(None, ["train.lr=1e-2", "train.warmup_steps=10000", "train.schedule=rsqrt",
                            "train.max_steps=100000"]).train
     f = lr_schedule(t)
@@ -68,9 +70,8 @@ def test_schedules():
 
 
 def _train(pack, out, extra=(), steps=12):
-    from gptlab.train.loop import run_train
     cfg = load_config(None, SMALL + [f"train.max_steps={steps}", "train.checkpoint_every=4"] + list(extra))
-    summary = run_train(cfg, pack, out, resume=True)
+    summary = run_train(cfg.model, cfg.train, cfg.stability, pack, out, resume=True)
     losses = [json.loads(l)["loss"] for l in (Path(out) / "metrics.jsonl").read_text().splitlines()]
     return summary, losses
 
@@ -81,7 +82,6 @@ def _no_tensorboard(monkeypatch):
 
 
 def _weights(run):
-    from gptlab.train.checkpoint import latest_valid
     return load_file(str(latest_valid(Path(run) / "checkpoints") / "model.safetensors"))
 
 
@@ -101,7 +101,6 @@ def test_resume_is_bitwise_exact(tiny_run, tmp_path, extra):
     _, full = _train(tiny_run / "pack", tmp_path / "full", extra)
     _train(tiny_run / "pack", tmp_path / "part", extra, steps=12)
     # Cut the second run back to its step-8 checkpoint, as if it died at step 9-11.
-    import shutil
     ck = tmp_path / "part" / "checkpoints"
     for p in ck.iterdir():
         if p.name > "step-00000008":
@@ -114,7 +113,6 @@ def test_resume_is_bitwise_exact(tiny_run, tmp_path, extra):
 
 
 def test_resume_refuses_a_changed_config(tiny_run, tmp_path):
-    from gptlab.config import ConfigError
     _train(tiny_run / "pack", tmp_path / "r", steps=4)
     (tmp_path / "r" / "manifest.json").unlink()
     with pytest.raises(ConfigError, match="different model/train config"):
@@ -122,7 +120,6 @@ def test_resume_refuses_a_changed_config(tiny_run, tmp_path):
 
 
 def test_fp16_uses_a_dynamic_loss_scale_kept_in_the_checkpoint(tiny_run, tmp_path):
-    from gptlab.train.checkpoint import latest_valid
     summary, losses = _train(tiny_run / "pack", tmp_path / "h", ["train.precision=fp16"], steps=6)
     rows = [json.loads(l) for l in (tmp_path / "h" / "metrics.jsonl").read_text().splitlines()]
     assert all("loss_scale" in r and "skipped_step" in r for r in rows)
@@ -197,17 +194,15 @@ def test_every_preset_trains_through_gptlab_train(tiny_run, tmp_path, preset):
     """Each recipe (its architecture, optimizer, schedule, z-loss...) at a toy size on the demo's
     packed data. Batch sizes, ramps and peak learning rates are set for the recipe's own scale
     (BLOOM's 6e-5 is for 176B parameters): a laptop run overrides them, as here."""
-    from gptlab.train.loop import run_train
     cfg = load_config(None, [f"model.preset={preset}", "model.n_layer=2", "model.n_embd=32", "model.n_head=4",
                              "train.batch_size=8", "train.ramp=none", "train.max_steps=30", "train.warmup_steps=10",
                              "train.precision=fp32", "train.threads=1", "train.log_every=1000",
                              "train.checkpoint_every=30", "stability.enabled=false", "train.lr=3e-3"])
-    s = run_train(cfg, tiny_run / "pack", tmp_path / preset)
+    run_train(cfg.model, cfg.train, cfg.stability, tiny_run / "pack", tmp_path / preset)
     rows = [json.loads(l) for l in (tmp_path / preset / "metrics.jsonl").read_text().splitlines()]
     first = sum(r["loss"] for r in rows[:3]) / 3
     last = sum(r["loss"] for r in rows[-3:]) / 3
     assert last < first - 0.1, (preset, first, last)
-    import gptlab
     assert gptlab.load_model(tmp_path / preset).config.n_embd == 32
 
 

@@ -11,46 +11,49 @@ import dataclasses
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from gptlab.fields import ConfigError, rng
+from rich.console import Console
+from rich.prompt import Prompt
+
+from gptlab.schema import ConfigError, apply, bounded, choices_of, validate
 
 UNKNOWN = "unknown"
 
-TASKS = (UNKNOWN, "classification", "reading_comprehension", "closed_book_qa", "reasoning", "commonsense",
-         "code", "summarisation", "writing", "translation", "cloze", "chatbot", "multilingual_qa",
-         "multilingual_generation", "regression", "other")
+Task = Literal["unknown", "classification", "reading_comprehension", "closed_book_qa", "reasoning", "commonsense",
+               "code", "summarisation", "writing", "translation", "cloze", "chatbot", "multilingual_qa",
+               "multilingual_generation", "regression", "other"]
+TASKS = typing.get_args(Task)
 
 
 @dataclass
 class Answers:
     # --- the task itself
-    task: str = rng(choices=TASKS, default=UNKNOWN)
-    translation: str = rng(choices=(UNKNOWN, "into_english", "out_of_english", "between_high_resource"),
-                           default=UNKNOWN)
-    language: str = rng(choices=(UNKNOWN, "english", "high_resource", "low_resource"), default=UNKNOWN)
-    task_kinds: int | None = rng(1, None, default=None)
-    knowledge: str = rng(choices=(UNKNOWN, "none", "in_context", "world"), default=UNKNOWN)
+    task: Task = UNKNOWN
+    translation: Literal["unknown", "into_english", "out_of_english", "between_high_resource"] = UNKNOWN
+    language: Literal["unknown", "english", "high_resource", "low_resource"] = UNKNOWN
+    task_kinds: int | None = bounded(1, None, default=None)
+    knowledge: Literal["unknown", "none", "in_context", "world"] = UNKNOWN
     retrieval: bool | None = None
     needs_emergent: bool | None = None
     mimic_humans: bool | None = None
     counterfactual: bool | None = None
     spurious: bool | None = None
     # --- the data
-    labels: int | None = rng(0, None, default=None)
-    distribution: str = rng(choices=(UNKNOWN, "in_distribution", "shifted"), default=UNKNOWN)
+    labels: int | None = bounded(0, None, default=None)
+    distribution: Literal["unknown", "in_distribution", "shifted"] = UNKNOWN
     # --- deployment constraints
     api_affordable: bool | None = None
     data_may_leave: bool | None = None
     large_model_hosting: bool | None = None
-    latency_ms: float | None = rng(0.0, None, default=None)
-    budget_usd_per_1k: float | None = rng(0.0, None, default=None)
+    latency_ms: float | None = bounded(0.0, None, default=None)
+    budget_usd_per_1k: float | None = bounded(0.0, None, default=None)
     # --- measured by the bake-off
-    measured_winner: str = rng(choices=(UNKNOWN, "prompt", "finetune", "tie"), default=UNKNOWN)
-    measured_cheaper: str = rng(choices=(UNKNOWN, "prompt", "finetune"), default=UNKNOWN)
-    measured_hybrid: str = rng(choices=(UNKNOWN, "keeps_quality", "loses_quality"), default=UNKNOWN)
-    measured_prompt_latency_ms: float | None = rng(0.0, None, default=None)
-    measured_prompt_usd_per_1k: float | None = rng(0.0, None, default=None)
+    measured_winner: Literal["unknown", "prompt", "finetune", "tie"] = UNKNOWN
+    measured_cheaper: Literal["unknown", "prompt", "finetune"] = UNKNOWN
+    measured_hybrid: Literal["unknown", "keeps_quality", "loses_quality"] = UNKNOWN
+    measured_prompt_latency_ms: float | None = bounded(0.0, None, default=None)
+    measured_prompt_usd_per_1k: float | None = bounded(0.0, None, default=None)
 
 
 # One question per answer, in the order the interactive mode asks them.
@@ -81,13 +84,12 @@ def _hints() -> dict[str, Any]:
 
 def answers_from_dict(data: dict[str, Any], source: str = "answers") -> Answers:
     """Validate a mapping into Answers; errors are one line naming the source and key."""
-    from gptlab.config import _apply, validate  # the config loader's checks, reused for this dataclass
 
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping of answers, got {type(data).__name__}")
     ans = Answers()
     try:
-        _apply(ans, {k: v for k, v in data.items() if v is not None})
+        apply(ans, {k: v for k, v in data.items() if v is not None})
         validate(ans)
     except ConfigError as e:
         raise ConfigError(f"{source}: {e}") from None
@@ -95,7 +97,7 @@ def answers_from_dict(data: dict[str, Any], source: str = "answers") -> Answers:
 
 
 def load_answers(path: str | Path) -> Answers:
-    import yaml
+    import yaml  # noqa: PLC0415  (optional extra (gptlab[advise]): YAML answers)
 
     p = Path(path)
     try:
@@ -121,6 +123,8 @@ def merge_answers(base: Answers, **known: Any) -> Answers:
 # ----------------------------------------------------------------------------- flags
 
 def _base_type(tp: Any) -> Any:
+    if choices_of(tp):
+        return str
     args = [a for a in typing.get_args(tp) if a is not type(None)]
     return args[0] if args else tp
 
@@ -148,8 +152,8 @@ def add_answer_arguments(parser: argparse.ArgumentParser, exclude: tuple[str, ..
         flag = "--" + f.name.replace("_", "-")
         help_text = QUESTIONS.get(f.name, "filled in by the bake-off; may be given by hand")
         kwargs: dict[str, Any] = {"dest": f"answer_{f.name}", "default": None, "help": help_text}
-        if f.metadata.get("choices"):
-            kwargs["choices"] = [c for c in f.metadata["choices"] if c != UNKNOWN]
+        if choices_of(hints[f.name]):
+            kwargs["choices"] = [c for c in choices_of(hints[f.name]) if c != UNKNOWN]
         elif tp is bool:
             kwargs["type"], kwargs["metavar"] = _parse_bool, "yes|no"
         elif tp in (int, float):
@@ -166,21 +170,17 @@ def answers_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def ask_interactive(console=None, stream=None) -> Answers:
     """Ask every question with rich prompts; Enter keeps an answer unknown."""
-    from rich.console import Console
-    from rich.prompt import Prompt
 
     console = console or Console()
     hints = _hints()
     data: dict[str, Any] = {}
-    fields = {f.name: f for f in dataclasses.fields(Answers)}
     for name, question in QUESTIONS.items():
-        f = fields[name]
         tp = _base_type(hints[name])
         if name == "translation" and data.get("task") != "translation":
             continue
         if name == "retrieval" and data.get("knowledge") != "world" and data.get("task") != "closed_book_qa":
             continue
-        choices = list(f.metadata.get("choices") or ())
+        choices = list(choices_of(hints[name]))
         if tp is bool:
             choices = [UNKNOWN, "yes", "no"]
         while True:

@@ -14,10 +14,23 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from gptlab.advise.labelled import Example
+from gptlab.advise.lm import mean_hidden
 from gptlab.advise.metrics import arm_result
 from gptlab.advise.prompting import classification_prompt, clip, demonstrations, generation_prompt, greedy_generate
+from gptlab.console import progress_task, track
+from gptlab.eval.scoring import (
+    context_length,
+    encode,
+    eos_token_id,
+    logits_of,
+    loglikelihood,
+    model_device,
+    pick_choice,
+    split_encode,
+)
 
 if TYPE_CHECKING:
     from gptlab.advise.bakeoff import BakeoffSettings
@@ -28,8 +41,6 @@ if TYPE_CHECKING:
 def _prompt_predict(lm, demos: list[Example], labels: list[str], texts: list[str], s: BakeoffSettings,
                     description: str) -> tuple[list[str], float, float]:
     """k-shot label predictions for ``texts``: (labels, seconds, prompt tokens per text)."""
-    from gptlab.console import progress_task
-    from gptlab.eval.scoring import encode, loglikelihood, pick_choice
 
     prompts = [classification_prompt(demos, labels, t, s.max_chars) for t in texts]
     requests = [(p, " " + lab) for p in prompts for lab in labels]
@@ -54,13 +65,13 @@ def prompt_classify(lm, train: list[Example], test: list[Example], s: BakeoffSet
 
 
 def _logistic(seed: int):
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.linear_model import LogisticRegression  # noqa: PLC0415  (optional extra (scikit-learn), heavy to import)
     return LogisticRegression(max_iter=2000, random_state=seed)
 
 
 def _ngram_probe(train: list[Example], s: BakeoffSettings):
-    from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
-    from sklearn.pipeline import make_pipeline
+    from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer  # noqa: PLC0415  (optional extra (scikit-learn), heavy to import)
+    from sklearn.pipeline import make_pipeline  # noqa: PLC0415  (optional extra (scikit-learn), heavy to import)
 
     pipe = make_pipeline(HashingVectorizer(ngram_range=(1, 2), n_features=2 ** 16, alternate_sign=False,
                                            norm=None), TfidfTransformer(), _logistic(s.seed))
@@ -102,10 +113,9 @@ def hybrid_classify(lm, train: list[Example], test: list[Example], s: BakeoffSet
 
 
 def probe_hidden(lm, train: list[Example], test: list[Example], s: BakeoffSettings) -> dict[str, Any]:
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    from sklearn.pipeline import make_pipeline  # noqa: PLC0415  (optional extra (scikit-learn), heavy to import)
+    from sklearn.preprocessing import StandardScaler  # noqa: PLC0415  (optional extra (scikit-learn), heavy to import)
 
-    from gptlab.advise.lm import mean_hidden
 
     t0 = time.perf_counter()
     feats = mean_hidden(lm, [clip(e.x, s.max_chars) for e in train], s.batch_size)
@@ -120,7 +130,6 @@ def probe_hidden(lm, train: list[Example], test: list[Example], s: BakeoffSettin
 # ----------------------------------------------------------------------------- generation
 
 def _generate_all(model, tok, prompts: list[str], s: BakeoffSettings, label: str) -> tuple[list[str], float]:
-    from gptlab.console import track
     model.eval()
     t0 = time.perf_counter()
     preds = [greedy_generate(model, tok, p, s.max_new_tokens) for p in track(prompts, label)]
@@ -128,7 +137,6 @@ def _generate_all(model, tok, prompts: list[str], s: BakeoffSettings, label: str
 
 
 def prompt_generate(lm, train: list[Example], test: list[Example], s: BakeoffSettings) -> dict[str, Any]:
-    from gptlab.eval.scoring import encode
     demos = demonstrations(train, s.shots, s.seed)
     prompts = [generation_prompt(demos, e.x, s.max_chars) for e in test]
     preds, seconds = _generate_all(lm.model, lm.tokenizer, prompts, s, "bake-off: prompt")
@@ -139,10 +147,7 @@ def prompt_generate(lm, train: list[Example], test: list[Example], s: BakeoffSet
 
 def finetune_generate(lm, train: list[Example], test: list[Example], s: BakeoffSettings) -> dict[str, Any]:
     """Fine-tune a copy of the LM on "Input: x / Output: y" with the loss on the output tokens only."""
-    import torch.nn.functional as F
 
-    from gptlab.console import progress_task
-    from gptlab.eval.scoring import context_length, eos_token_id, logits_of, model_device, split_encode
 
     torch.manual_seed(s.seed)
     model = copy.deepcopy(lm.model)

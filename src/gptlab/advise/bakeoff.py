@@ -22,30 +22,41 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from gptlab.advise.arms import (finetune_generate, hybrid_classify, probe_hidden, probe_ngrams, prompt_classify,
-                                prompt_generate)
+from gptlab.advise.answers import Answers, merge_answers
+from gptlab.advise.arms import (
+    finetune_generate,
+    hybrid_classify,
+    probe_hidden,
+    probe_ngrams,
+    prompt_classify,
+    prompt_generate,
+)
+from gptlab.advise.engine import advise
 from gptlab.advise.labelled import read_examples
+from gptlab.advise.lm import load_lm, weight_files
 from gptlab.advise.stats import paired_difference
-from gptlab.fields import ConfigError, rng
+from gptlab.console import log
+from gptlab.manifest import atomic_write, atomic_write_json, file_checksum, is_complete, stage_key, write_manifest
+from gptlab.schema import ConfigError, bounded, validate
 
 
 @dataclass
 class BakeoffSettings:
-    task: str = rng(choices=("classification", "generation"), default="classification")
-    shots: int = rng(0, 64, default=4)                 # demonstrations in the prompt (0 = zero-shot)
-    max_chars: int = rng(1, None, default=400)         # characters of each text shown to the LM or the probe
-    batch_size: int = rng(1, 4096, default=16)
-    seed: int = rng(0, None, default=0)
-    usd_per_hour: float = rng(0.0, None, default=0.10)       # price of the machine serving a model (see docs)
-    usd_per_1k_tokens: float = rng(0.0, None, default=0.0)   # API price per 1k prompt tokens (0 = self-hosted)
-    finetune_steps: int = rng(1, None, default=100)    # generation: optimizer steps of the fine-tuned arm
-    finetune_lr: float = rng(0.0, 1.0, default=1e-3)
-    max_new_tokens: int = rng(1, 1024, default=32)
-    device: str = rng(choices=("cpu", "cuda", "auto"), default="cpu")   # where the LM arms run
+    task: Literal["classification", "generation"] = "classification"
+    shots: int = bounded(0, 64, default=4)                 # demonstrations in the prompt (0 = zero-shot)
+    max_chars: int = bounded(1, None, default=400)         # characters of each text shown to the LM or the probe
+    batch_size: int = bounded(1, 4096, default=16)
+    seed: int = bounded(0, None, default=0)
+    usd_per_hour: float = bounded(0.0, None, default=0.10)       # price of the machine serving a model (see docs)
+    usd_per_1k_tokens: float = bounded(0.0, None, default=0.0)   # API price per 1k prompt tokens (0 = self-hosted)
+    finetune_steps: int = bounded(1, None, default=100)    # generation: optimizer steps of the fine-tuned arm
+    finetune_lr: float = bounded(0.0, 1.0, default=1e-3)
+    max_new_tokens: int = bounded(1, 1024, default=32)
+    device: Literal["cpu", "cuda", "auto"] = "cpu"   # where the LM arms run
     hybrid: bool = False          # classification: also measure the hybrid road (the LM labels the training set)
 
 
@@ -122,7 +133,6 @@ def render_markdown(report: dict[str, Any]) -> str:
 
 
 def _checksums(paths: list[Path]) -> dict[str, str]:
-    from gptlab.manifest import file_checksum
     return {p.name: file_checksum(p) for p in paths}
 
 
@@ -134,12 +144,6 @@ def run_bakeoff(train_path: str | Path, test_path: str | Path, settings: Bakeoff
 
     ``model_path`` is the LM that is prompted; ``small_model_path`` (default: the same) is the
     one the fine-tuned arms start from: its hidden states for the probe, its weights for generation."""
-    from gptlab.advise.answers import Answers, merge_answers
-    from gptlab.advise.engine import advise
-    from gptlab.advise.lm import load_lm, weight_files
-    from gptlab.config import validate
-    from gptlab.console import log
-    from gptlab.manifest import atomic_write, atomic_write_json, is_complete, stage_key, write_manifest
 
     s = settings
     validate(s, prefix="bakeoff.")

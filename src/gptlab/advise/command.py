@@ -6,7 +6,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+
 from gptlab.advise.answers import Answers, answers_from_dict, ask_interactive, load_answers, to_dict
+from gptlab.advise.bakeoff import BakeoffSettings, render_markdown, run_bakeoff
+from gptlab.advise.engine import advise, render
+from gptlab.advise.flow import mermaid
+from gptlab.manifest import atomic_write_json
 
 
 def collect_answers(answers_file: str | Path | None, flags: dict[str, Any],
@@ -27,11 +33,8 @@ def collect_answers(answers_file: str | Path | None, flags: dict[str, Any],
 
 def advise_command(answers_file: str | None, flags: dict[str, Any], interactive: bool | None,
                    as_json: bool, out: str | None = None, flow: bool = False) -> None:
-    from gptlab.advise.engine import advise, render
-    from gptlab.manifest import atomic_write_json
 
     if flow:
-        from gptlab.advise.flow import mermaid
         print(mermaid(), end="")
         return
     advice = advise(collect_answers(answers_file, flags, interactive))
@@ -40,14 +43,12 @@ def advise_command(answers_file: str | None, flags: dict[str, Any], interactive:
     if as_json:
         print(json.dumps(advice.to_json(), indent=2))
     else:
-        from rich.console import Console
         render(advice, Console())
 
 
 def bakeoff_command(train: str, test: str, task: str, model: str | None, out: str | None, as_json: bool,
                     answers_file: str | None, flags: dict[str, Any], small_model: str | None = None,
                     **settings: Any) -> None:
-    from gptlab.advise.bakeoff import BakeoffSettings, render_markdown, run_bakeoff
 
     answers = collect_answers(answers_file, flags, interactive=False)
     report = run_bakeoff(train, test, BakeoffSettings(task=task, **settings), model_path=model, out_dir=out,

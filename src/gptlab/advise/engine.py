@@ -14,6 +14,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from rich.console import Console
+from rich.table import Table
+
 from gptlab.advise.answers import Answers, to_dict
 from gptlab.advise.rules import FINETUNE, HYBRID, PROMPT, RETRIEVAL, RULES, VERDICTS, Rule
 
@@ -85,8 +88,6 @@ def advise(ans: Answers, rules: tuple[Rule, ...] = RULES) -> Advice:
 
 def render(advice: Advice, console=None) -> None:
     """A readable rich rendering: the verdict, its confidence, and every rule that fired."""
-    from rich.console import Console
-    from rich.table import Table
 
     console = console or Console()
     console.print(f"[bold]Recommendation:[/bold] {advice.summary}  "

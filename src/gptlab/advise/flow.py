@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import textwrap
 from pathlib import Path
 
 from gptlab.advise.rules import RULES, VERDICTS, Rule
+from gptlab.manifest import atomic_path, atomic_write
 
 COLOURS = {"prompt": "#dbe9f6", "finetune": "#e3f1dc", "hybrid": "#fbe8c8", "retrieval": "#eadff3"}
 
@@ -63,13 +65,11 @@ def table_hash(rules: tuple[Rule, ...] = RULES) -> str:
 
 def png(path: str | Path, rules: tuple[Rule, ...] = RULES) -> Path:
     """The flow as a picture: one box per row, grouped by the verdict its arrow points to."""
-    import textwrap
 
-    import matplotlib
+    import matplotlib  # noqa: PLC0415  (optional and slow to import; only for plots)
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415  (optional and slow to import; only for plots)
 
-    from gptlab.manifest import atomic_path
 
     order = sorted(rules, key=lambda r: (list(VERDICTS).index(r.verdict), r.source != "guide"))
     texts = [textwrap.fill(f"{r.id} (+{r.weight}):  {r.when}", 96, subsequent_indent="    ") for r in order]
@@ -117,7 +117,6 @@ def _replace_generated(text: str, name: str, body: str) -> str:
 
 def write_docs(docs_dir: str | Path) -> None:
     """Regenerate every copy of the flow: the .mmd and .png files and the parts of advise.md."""
-    from gptlab.manifest import atomic_write
     docs = Path(docs_dir)
     atomic_write(docs / "advise-flow.mmd", mermaid())
     png(docs / "advise-flow.png")

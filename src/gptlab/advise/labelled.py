@@ -13,9 +13,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from gptlab.data.documents import read_shard, shard_paths
 from gptlab.jsonl import jsonl_objects
-
-from gptlab.fields import ConfigError
+from gptlab.manifest import atomic_write
+from gptlab.schema import ConfigError
 
 FIELDS = {"classification": ("text", "label"), "generation": ("input", "target")}
 
@@ -51,7 +52,6 @@ def read_examples(path: str | Path, task: str) -> list[Example]:
 
 
 def write_examples(path: str | Path, examples: list[Example], task: str) -> None:
-    from gptlab.manifest import atomic_write
     xkey, ykey = FIELDS[task]
     atomic_write(path, "".join(json.dumps({xkey: e.x, ykey: e.y}, ensure_ascii=False) + "\n" for e in examples))
 
@@ -62,7 +62,6 @@ def domain_examples(curate_dir: str | Path, out_dir: str | Path, per_domain: int
 
     Training examples come from the curated training split (at most ``per_domain`` per domain),
     test examples from the held-out split, so no test document was seen in training."""
-    from gptlab.data.documents import read_shard, shard_paths
 
     curate, out = Path(curate_dir), Path(out_dir)
     train: list[Example] = []

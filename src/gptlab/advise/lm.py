@@ -14,8 +14,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from gptlab.api import load_model
+from gptlab.checkpoint import find_checkpoint
 from gptlab.console import track
+from gptlab.device import resolve_device
 from gptlab.eval.scoring import context_length, encode, model_device
+from gptlab.tokenizer import load_tokenizer
 
 
 @dataclass
@@ -46,8 +50,7 @@ def weights_folder(path: str | Path) -> Path:
     p = Path(path)
     if _is_hf_folder(p):
         return p
-    from gptlab.api import _find_checkpoint  # the same lookup load_model uses
-    return _find_checkpoint(p)
+    return find_checkpoint(p)
 
 
 def weight_files(path: str | Path) -> list[Path]:
@@ -57,19 +60,16 @@ def weight_files(path: str | Path) -> list[Path]:
 
 def load_lm(path: str | Path, device: str = "cpu") -> LM:
     """``device``: cpu, cuda or auto (cuda when there is one); the model stays in fp32."""
-    from gptlab.train.precision import resolve_device
 
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"{p}: no model here (give a gptlab checkpoint/run folder or a local HF model folder)")
     if _is_hf_folder(p):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: PLC0415  (optional extra (transformers), seconds to import)
         model = AutoModelForCausalLM.from_pretrained(p, local_files_only=True, use_safetensors=True)
         tok = AutoTokenizer.from_pretrained(p, local_files_only=True)
         kind = "hf"
     else:
-        from gptlab.api import load_model
-        from gptlab.tokenizer import load_tokenizer
         model, ckpt = load_model(p, return_path=True)
         tok = load_tokenizer(ckpt)
         kind = "gptlab"

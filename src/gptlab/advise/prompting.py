@@ -5,6 +5,7 @@ import numpy as np
 import torch
 
 from gptlab.advise.labelled import Example
+from gptlab.eval.scoring import context_length, encode, eos_token_id, logits_of, model_device
 
 
 def clip(text: str, n: int) -> str:
@@ -40,7 +41,6 @@ def generation_prompt(demos: list[Example], text: str, max_chars: int) -> str:
 @torch.no_grad()
 def greedy_generate(model, tokenizer, prompt: str, max_new_tokens: int, stop: str = "\n") -> str:
     """Greedy decoding until ``stop`` appears or ``max_new_tokens``; keeps the last tokens that fit."""
-    from gptlab.eval.scoring import context_length, encode, eos_token_id, logits_of, model_device
 
     eos = eos_token_id(tokenizer)
     ids = ([eos] if eos is not None else []) + encode(tokenizer, prompt)

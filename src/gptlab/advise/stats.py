@@ -14,7 +14,7 @@ RESAMPLES = 1000
 
 
 def wilson(correct: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    from scipy.stats import binomtest
+    from scipy.stats import binomtest  # noqa: PLC0415  (optional extra (gptlab[advise]))
     if n == 0:
         return 0.0, 1.0
     ci = binomtest(correct, n).proportion_ci(confidence_level=level, method="wilson")
@@ -33,7 +33,7 @@ def bootstrap(metric: Callable[[np.ndarray], float], n: int, level: float = 0.95
 
 
 def macro_f1(y_true: Sequence[str], y_pred: Sequence[str]) -> float:
-    from sklearn.metrics import f1_score
+    from sklearn.metrics import f1_score  # noqa: PLC0415  (optional extra (scikit-learn), heavy to import)
     return float(f1_score(list(y_true), list(y_pred), average="macro", zero_division=0))
 
 

@@ -14,20 +14,24 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Literal
 
 import numpy as np
 import xxhash
 
+from gptlab.console import log
 from gptlab.data.documents import Document
+from gptlab.data.readers import discover, read_input
 from gptlab.data.steps import Step, StepParams
-from gptlab.fields import ConfigError, rng
+from gptlab.manifest import atomic_path, atomic_write_json
+from gptlab.schema import ConfigError, bounded
+from gptlab.sources.harvest import HarvestStats, harvest_source
 
 MODEL_JSON, MODEL_NPZ = "classifier.json", "classifier.npz"
 
 
 def _vectorizer(n_features: int, ngram_max: int):
-    from sklearn.feature_extraction.text import HashingVectorizer
+    from sklearn.feature_extraction.text import HashingVectorizer  # noqa: PLC0415  (optional extra (scikit-learn), heavy to import)
     # Stateless (murmurhash of each n-gram), so it needs no vocabulary to save or load.
     return HashingVectorizer(n_features=n_features, ngram_range=(1, ngram_max), alternate_sign=False,
                              lowercase=True, norm="l2", dtype=np.float32)
@@ -48,7 +52,6 @@ class QualityModel:
         return 1.0 / (1.0 + np.exp(-z))
 
     def save(self, folder: str | Path) -> None:
-        from gptlab.manifest import atomic_path, atomic_write_json
         folder = Path(folder)
         with atomic_path(folder / MODEL_NPZ) as tmp:
             with open(tmp, "wb") as f:
@@ -72,9 +75,9 @@ def train_quality_model(positives: list[str], negatives: list[str], *, n_feature
                         ngram_max: int = 2, heldout_fraction: float = 0.2, seed: int = 0,
                         max_chars: int = 20_000) -> QualityModel:
     """Fit on (1 - heldout_fraction) of each class; report precision/recall on the rest."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import precision_score, recall_score
-    from sklearn.model_selection import train_test_split
+    from sklearn.linear_model import LogisticRegression  # noqa: PLC0415  (optional extra (scikit-learn), heavy to import)
+    from sklearn.metrics import precision_score, recall_score  # noqa: PLC0415  (optional extra (scikit-learn), heavy to import)
+    from sklearn.model_selection import train_test_split  # noqa: PLC0415  (optional extra (scikit-learn), heavy to import)
     if len(positives) < 2 or len(negatives) < 2:
         raise ValueError(f"classifier: need at least 2 positives and 2 negatives, got {len(positives)} and {len(negatives)}")
     texts = [t[:max_chars] for t in positives] + [t[:max_chars] for t in negatives]
@@ -107,17 +110,17 @@ def keep_probability(score: float, alpha: float = 9.0) -> float:
 
 @dataclass
 class ClassifierParams(StepParams):
-    alpha: float = rng(0.1, 1000, default=9.0)
-    seed: int = rng(0, 2**31 - 1, default=0)
+    alpha: float = bounded(0.1, 1000, default=9.0)
+    seed: int = bounded(0, 2**31 - 1, default=0)
     # Where the model comes from: a saved model folder, or trained at the start of the run
     # from a reference set, either sources of the input ("input") or the curated texts
     # gptlab can read on any machine ("embedded": the Bibles and the stdlib's prose).
     model: str = ""
-    reference: str = rng(choices=("input", "embedded"), default="embedded")
+    reference: Literal["input", "embedded"] = "embedded"
     reference_sources: list[str] = field(default_factory=lambda: ["bible", "stdlib-prose"])
-    max_train_docs: int = rng(10, 10_000_000, default=4000)
-    n_features: int = rng(2**10, 2**24, default=2**18)
-    ngram_max: int = rng(1, 3, default=2)
+    max_train_docs: int = bounded(10, 10_000_000, default=4000)
+    n_features: int = bounded(2**10, 2**24, default=2**18)
+    ngram_max: int = bounded(1, 3, default=2)
 
 
 class QualityClassifier(Step):
@@ -160,7 +163,6 @@ def _take(docs: Iterable[Document], n: int) -> list[str]:
 def embedded_reference(max_docs: int) -> tuple[list[str], str]:
     """Curated text that ships with gptlab's own dependencies: Bible chapters and the
     standard library's documentation prose, harvested from this machine."""
-    from gptlab.data.harvest import HarvestStats, harvest_source
     half = max(1, max_docs // 2)
     texts = []
     for name in ("bible", "stdlib-prose"):
@@ -198,8 +200,6 @@ def fit_for_run(params: ClassifierParams, sample_docs: Iterable[Document], out_d
 def train_from_paths(positives: list[str], negatives: list[str], out_dir: str | Path, max_docs: int = 20000,
                      seed: int = 0) -> dict:
     """`gptlab data classifier train`: read both sets with the curation readers, train, save."""
-    from gptlab.console import log
-    from gptlab.data.readers import discover, read_input
 
     def texts(paths: list[str]) -> list[str]:
         out: list[str] = []

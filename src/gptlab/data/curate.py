@@ -22,8 +22,25 @@ from typing import Any
 import numpy as np
 import xxhash
 
+from gptlab.console import log, progress_task
+from gptlab.data.classifier import MODEL_JSON, fit_for_run
+from gptlab.data.config import DataConfig
+from gptlab.data.dedup import MinHasher, gidx_of, map_keys, reduce_buckets, write_buckets, write_signatures
 from gptlab.data.documents import Document, read_shard, write_shard
-from gptlab.data.readers import InputShard, Quarantined, discover, read_input
+from gptlab.data.executors import run_tasks
+from gptlab.data.readers import InputShard, Quarantined, discover, read_input, write_parquet
+from gptlab.data.recipe import load_recipe, segments
+from gptlab.data.steps import Normalize, StepParams
+from gptlab.manifest import (
+    atomic_path,
+    atomic_write,
+    atomic_write_json,
+    is_complete,
+    read_manifest,
+    stage_key,
+    write_manifest,
+)
+from gptlab.schema import section_dict
 
 # ----------------------------------------------------------------------------- accounting
 
@@ -158,8 +175,6 @@ def _describe(doc: Document) -> dict[str, Any]:
 
 def run_segment(task: SegmentTask) -> dict[str, Any]:
     """One shard through one segment. Returns (and records) its funnel and sample documents."""
-    from gptlab.data.dedup import MinHasher, gidx_of, map_keys, write_buckets, write_signatures
-    from gptlab.manifest import atomic_write_json
     done = Path(task.done)
     if done.exists():
         return json.loads(done.read_text())
@@ -271,7 +286,6 @@ def _input_fingerprint(inputs: list[str | Path], shards: list[InputShard]) -> tu
 
 def _sample_docs(shards: list[InputShard], per_shard: int, max_bytes: int):
     """Normalised documents from the head of each shard: the classifier's training sample."""
-    from gptlab.data.steps import Normalize, StepParams
     norm = Normalize("normalize", StepParams())
     for s in shards:
         n = 0
@@ -285,8 +299,6 @@ def _sample_docs(shards: list[InputShard], per_shard: int, max_bytes: int):
 
 def _fit_classifiers(recipe, shards, out: Path, dcfg) -> tuple[dict[str, str], dict[str, Any]]:
     """Model folder per classifier step: a given model, or one trained now (once, resumably)."""
-    from gptlab.console import log
-    from gptlab.data.classifier import MODEL_JSON, fit_for_run
     dirs, infos = {}, {}
     for spec in recipe.steps:
         if spec.type != "classifier":
@@ -308,8 +320,6 @@ def _fit_classifiers(recipe, shards, out: Path, dcfg) -> tuple[dict[str, str], d
 
 def _reduce(spec, keys_dir: Path, n_shards: int, work: Path, k: int) -> dict[str, Any]:
     """A dedup step's reduce: clusters across shards → per-shard drop lists (resumable)."""
-    from gptlab.data.dedup import reduce_buckets
-    from gptlab.manifest import atomic_path, atomic_write_json
     done = work / f"reduce{k}.json"
     if done.exists():
         return json.loads(done.read_text())
@@ -330,26 +340,19 @@ def _reduce(spec, keys_dir: Path, n_shards: int, work: Path, k: int) -> dict[str
     return stats
 
 
-def run_curate(cfg, harvest_dir: str | Path | list, out_dir: str | Path, workers: int = 2,
+def run_curate(dcfg: DataConfig, harvest_dir: str | Path | list, out_dir: str | Path, workers: int = 2,
                recipe: Any = None, executor: str | None = None) -> dict:
     """Curate ``harvest_dir`` (a harvest folder, or any input paths) into ``out_dir``:
     ``train/*.jsonl.zst``, ``heldout/heldout.jsonl.zst``, ``quarantine/``, optionally
     ``dropped/``, and a manifest whose summary carries the funnel."""
-    from gptlab.config import to_dict
-    from gptlab.console import log, progress_task
-    from gptlab.data.executors import run_tasks
-    from gptlab.data.readers import write_parquet
-    from gptlab.data.recipe import load_recipe, segments
-    from gptlab.manifest import atomic_write, is_complete, read_manifest, stage_key, write_manifest
 
     out = Path(out_dir)
-    dcfg = cfg.data
     inputs = list(harvest_dir) if isinstance(harvest_dir, (list, tuple)) else [harvest_dir]
     recipe = load_recipe(recipe if recipe is not None else dcfg.recipe)
     executor = executor or dcfg.executor
     shards = discover(inputs)
     fingerprint, upstream = _input_fingerprint(inputs, shards)
-    data_cfg = {k: v for k, v in to_dict(dcfg).items() if k != "executor"}  # the executor never changes results
+    data_cfg = {k: v for k, v in section_dict(dcfg).items() if k != "executor"}  # the executor never changes results
     key = stage_key({"data": data_cfg, "recipe": recipe.to_dict(), "inputs": fingerprint}, upstream=upstream)
     if is_complete(out, key):
         log(f"curate: complete, skipping ({out})")
@@ -475,7 +478,7 @@ def run_curate(cfg, harvest_dir: str | Path | list, out_dir: str | Path, workers
                "train_docs": train_docs, "heldout_docs": len(heldout_docs),
                "train_bytes": train_bytes, "heldout_bytes": sum(d.nbytes for d in heldout_docs),
                "heldout_domains": dict(Counter(d.domain for d in heldout_docs))}
-    write_manifest(out, stage="curate", key=key, outputs=outputs, config=to_dict(cfg), summary=summary)
+    write_manifest(out, stage="curate", key=key, outputs=outputs, config={"data": section_dict(dcfg)}, summary=summary)
     shutil.rmtree(work)
     log(f"curate: {in_docs} in → {kept_docs} kept, {dropped} dropped, {quarantined} quarantined; "
         f"{train_docs} train / {len(heldout_docs)} held out → {out}")

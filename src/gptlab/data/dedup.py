@@ -33,7 +33,8 @@ import xxhash
 
 from gptlab.data.documents import Document
 from gptlab.data.steps import StepParams
-from gptlab.fields import rng
+from gptlab.manifest import atomic_path
+from gptlab.schema import bounded
 
 BUCKET_DTYPE = np.dtype([("key", "<u8"), ("gidx", "<u8")])
 # One byte-level pass: ASCII letters to lower case, ASCII punctuation to spaces.
@@ -60,15 +61,15 @@ class UrlDedupParams(StepParams):
 
 @dataclass
 class MinHashParams(StepParams):
-    ngram: int = rng(1, 64, default=5)
-    num_perm: int = rng(2, 4096, default=112)
-    bands: int = rng(1, 1024, default=14)
-    rows: int = rng(1, 256, default=8)
+    ngram: int = bounded(1, 64, default=5)
+    num_perm: int = bounded(2, 4096, default=112)
+    bands: int = bounded(1, 1024, default=14)
+    rows: int = bounded(1, 256, default=8)
     # Candidate pairs are confirmed if the signatures agree on this share of permutations
     # (an unbiased Jaccard estimate); 14 x 8 bands put the LSH threshold near 0.72.
-    min_similarity: float = rng(0.0, 1.0, default=0.7)
-    seed: int = rng(0, 2**31 - 1, default=1)
-    samples: int = rng(0, 100, default=5)
+    min_similarity: float = bounded(0.0, 1.0, default=0.7)
+    seed: int = bounded(0, 2**31 - 1, default=1)
+    samples: int = bounded(0, 100, default=5)
 
     def check(self) -> None:
         if self.bands * self.rows > self.num_perm:
@@ -155,7 +156,6 @@ class MinHasher:
 
 def write_buckets(folder: Path, shard: int, keys: np.ndarray, positions: np.ndarray) -> None:
     """Per-band sorted (key, gidx) files for one shard. ``keys`` is [n_docs, n_bands]."""
-    from gptlab.manifest import atomic_path
     gidx = (np.uint64(shard) << np.uint64(32)) | positions.astype(np.uint64)
     for b in range(keys.shape[1]):
         rec = np.empty(len(gidx), dtype=BUCKET_DTYPE)
@@ -167,7 +167,6 @@ def write_buckets(folder: Path, shard: int, keys: np.ndarray, positions: np.ndar
 
 
 def write_signatures(folder: Path, shard: int, sigs: np.ndarray, positions: np.ndarray) -> None:
-    from gptlab.manifest import atomic_path
     with atomic_path(folder / f"sig-{shard:05d}.npz") as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, sigs=sigs, positions=positions.astype(np.uint32))

@@ -7,11 +7,12 @@ outputs atomically and record completion themselves; the executor only schedules
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from gptlab.fields import ConfigError
+import gptlab
+from gptlab.schema import ConfigError
 
 EXECUTORS = ("local", "ray")
 
@@ -38,7 +39,7 @@ def run_tasks(fn: Callable[[Any], Any], tasks: list[Any], executor: str = "local
 def init_ray(workers: int = 2) -> None:
     """Connect to RAY_ADDRESS when set, else start a local Ray with ``workers`` CPUs."""
     try:
-        import ray
+        import ray  # noqa: PLC0415  (optional extra (ray), seconds to import)
     except ImportError:
         raise ConfigError("data.executor: 'ray' needs the ray extra (pip install 'gptlab[ray]')") from None
     if ray.is_initialized():
@@ -48,7 +49,6 @@ def init_ray(workers: int = 2) -> None:
         ray.init(address=address, log_to_driver=False)
         return
     # Local workers must import this very gptlab (a source checkout may shadow an install).
-    import gptlab
     src = str(Path(gptlab.__file__).resolve().parent.parent)
     path = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH", "")) if p)
     ray.init(num_cpus=max(1, workers), include_dashboard=False, log_to_driver=False,
@@ -56,7 +56,7 @@ def init_ray(workers: int = 2) -> None:
 
 
 def _run_ray(fn: Callable[[Any], Any], tasks: list[Any], workers: int) -> Iterator[Any]:
-    import ray
+    import ray  # noqa: PLC0415  (optional extra (ray), seconds to import)
     init_ray(workers)
     remote = ray.remote(num_cpus=1)(fn)
     refs = [remote.remote(t) for t in tasks]

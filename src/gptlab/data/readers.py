@@ -17,9 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import zstandard
 
 from gptlab.data.documents import Document
+from gptlab.manifest import atomic_path
 
 JSONL_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz", ".jsonl.zst", ".json.zst", ".ndjson")
 PARQUET_SUFFIXES = (".parquet",)
@@ -233,8 +236,6 @@ def read_jsonl(shard: InputShard, max_bytes: int) -> Iterator[Document | Quarant
 
 
 def read_parquet(shard: InputShard, max_bytes: int) -> Iterator[Document | Quarantined]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
     path = Path(shard.path)
     row = 0
     try:
@@ -277,16 +278,16 @@ def read_textdir(shard: InputShard, max_bytes: int) -> Iterator[Document | Quara
 
 def _html_text(payload: bytes) -> str:
     """Main text of an HTML page: resiliparse detects the charset and drops boilerplate."""
-    from resiliparse.extract.html2text import extract_plain_text
-    from resiliparse.parse.encoding import bytes_to_str, detect_encoding
+    from resiliparse.extract.html2text import extract_plain_text  # noqa: PLC0415  (optional extra (gptlab[data]): WARC text extraction)
+    from resiliparse.parse.encoding import bytes_to_str, detect_encoding  # noqa: PLC0415  (optional extra (gptlab[data]): WARC text extraction)
     html = bytes_to_str(payload, detect_encoding(payload))
     return extract_plain_text(html, main_content=True)
 
 
 def read_warc(shard: InputShard, max_bytes: int) -> Iterator[Document | Quarantined]:
     """WARC ``response`` records (HTML → main text) or WET ``conversion`` records (text)."""
-    from warcio.archiveiterator import ArchiveIterator
-    from warcio.exceptions import ArchiveLoadFailed
+    from warcio.archiveiterator import ArchiveIterator  # noqa: PLC0415  (optional extra (gptlab[data]): WARC/WET reading)
+    from warcio.exceptions import ArchiveLoadFailed  # noqa: PLC0415  (optional extra (gptlab[data]): WARC/WET reading)
     path = Path(shard.path)
     want = "conversion" if shard.kind == "wet" else "response"
     n = 0
@@ -339,10 +340,7 @@ def read_input(shard: InputShard, max_bytes: int) -> Iterator[Document | Quarant
 
 def write_parquet(path: str | Path, docs: list[Document]) -> int:
     """Write documents as a Parquet shard (meta as a JSON string column), atomically."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    from gptlab.manifest import atomic_path
     table = pa.table({"id": [d.id for d in docs], "text": [d.text for d in docs],
                       "source": [d.source for d in docs], "domain": [d.domain for d in docs],
                       "meta": [json.dumps(d.meta, ensure_ascii=False, sort_keys=True) for d in docs]})

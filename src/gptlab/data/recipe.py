@@ -10,19 +10,19 @@
 
 Each entry names a step ``type`` and sets that step's parameters; unknown types, unknown
 parameters and out-of-range values are one-line ConfigErrors naming the step. The built-in
-recipes below are also written out as ``configs/data/<name>.toml`` (a test keeps them equal).
+recipes ship as package data in ``gptlab/data/recipes/<name>.toml``; ``configs/data/`` links to them.
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import tomllib
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from gptlab.data import classifier, dedup, steps
-from gptlab.fields import ConfigError
+from gptlab.schema import ConfigError, apply, from_toml_file, validate
 
 DOC_STEPS: dict[str, type[steps.Step]] = {
     "normalize": steps.Normalize,
@@ -69,46 +69,19 @@ class Recipe:
                 "steps": [{"type": s.type, **dataclasses.asdict(s.params)} for s in self.steps]}
 
 
-BUILTIN: dict[str, dict[str, Any]] = {
-    "default": {
-        "description": "The full web pipeline: language ID, Gopher and C4 rules, GPT-3's quality classifier, "
-                       "exact and MinHash dedup.",
-        "steps": [
-            {"type": "normalize"},
-            {"type": "langid", "languages": ["en"], "min_score": 0.65},
-            {"type": "gopher_quality"},
-            {"type": "gopher_repetition"},
-            {"type": "c4"},
-            {"type": "classifier", "reference": "embedded", "alpha": 9.0},
-            {"type": "exact_dedup"},
-            {"type": "minhash", "ngram": 5, "num_perm": 112, "bands": 14, "rows": 8},
-        ],
-    },
-    "dedup": {
-        "description": "Exact plus fuzzy (MinHash LSH) deduplication only.",
-        "steps": [
-            {"type": "normalize"},
-            {"type": "exact_dedup"},
-            {"type": "minhash", "ngram": 5, "num_perm": 112, "bands": 14, "rows": 8},
-        ],
-    },
-    "embedded": {
-        "description": "For the embedded corpus (code, manuals, licenses, READMEs, Bibles): cheap checks for all; "
-                       "GPT-3's classifier only on the crawl-like sources, with the Bibles and the stdlib's "
-                       "documentation prose as the reference set; exact and MinHash dedup.",
-        "steps": [
-            {"type": "normalize"},
-            {"type": "basic", "min_chars": 64, "max_symbol_ratio": 0.35, "min_alpha_ratio": 0.25},
-            {"type": "langid", "mode": "tag"},
-            {"type": "gopher_repetition", "only_sources": ["pkg-readme", "debian-readme", "debian-changelog",
-                                                           "pkg-license", "debian-copyright", "man"]},
-            {"type": "classifier", "reference": "input", "reference_sources": ["bible", "stdlib-prose"],
-             "only_sources": ["pkg-readme", "debian-readme"], "alpha": 9.0, "max_train_docs": 1200},
-            {"type": "exact_dedup"},
-            {"type": "minhash"},
-        ],
-    },
-}
+RECIPES_DIR = resources.files("gptlab.data") / "recipes"
+
+
+def builtin_names() -> list[str]:
+    """The built-in recipes: the ``*.toml`` files shipped in ``gptlab/data/recipes/``."""
+    return sorted(f.name.removesuffix(".toml") for f in RECIPES_DIR.iterdir() if f.name.endswith(".toml"))
+
+
+def builtin(name: str) -> dict[str, Any]:
+    return tomllib.loads((RECIPES_DIR / f"{name}.toml").read_text(encoding="utf-8"))
+
+
+BUILTIN = builtin_names()
 
 
 def _params_class(step_type: str) -> type:
@@ -118,7 +91,6 @@ def _params_class(step_type: str) -> type:
 
 
 def parse_recipe(data: dict[str, Any], name: str, where: str) -> Recipe:
-    from gptlab.config import _apply, validate  # the config loader's own checks, reused
     extra = set(data) - {"description", "steps", "name"}
     if extra:
         raise ConfigError(f"{where}: unknown key {sorted(extra)[0]!r} (a recipe has description and steps)")
@@ -136,7 +108,7 @@ def parse_recipe(data: dict[str, Any], name: str, where: str) -> Recipe:
         if step_type not in STEP_TYPES:
             raise ConfigError(f"{key}.type: unknown step {step_type!r} (known: {', '.join(STEP_TYPES)})")
         params = _params_class(step_type)()
-        _apply(params, entry, prefix=f"{key} ({step_type}).")
+        apply(params, entry, prefix=f"{key} ({step_type}).")
         validate(params, prefix=f"{key} ({step_type}).")
         seen[step_type] = seen.get(step_type, 0) + 1
         step_name = step_type if seen[step_type] == 1 else f"{step_type}#{seen[step_type]}"
@@ -151,16 +123,10 @@ def load_recipe(recipe: str | dict[str, Any] | Recipe) -> Recipe:
     if isinstance(recipe, dict):
         return parse_recipe(recipe, str(recipe.get("name", "python")), "recipe")
     if recipe in BUILTIN:
-        return parse_recipe(copy.deepcopy(BUILTIN[recipe]), recipe, f"recipe {recipe}")
+        return parse_recipe(builtin(recipe), recipe, f"recipe {recipe}")
     p = Path(recipe)
     if p.suffix == ".toml":
-        try:
-            data = tomllib.loads(p.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"{p}: recipe file not found") from None
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{p}: invalid TOML ({e})") from None
-        return parse_recipe(data, p.stem, str(p))
+        return parse_recipe(from_toml_file(p), p.stem, str(p))
     raise ConfigError(f"data.recipe: unknown recipe {recipe!r} (built-in: {', '.join(BUILTIN)}; or a .toml file)")
 
 

@@ -16,18 +16,18 @@ import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from itertools import repeat
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import numpy as np
 import xxhash
 
 from gptlab.data.documents import Document
-from gptlab.fields import rng
+from gptlab.schema import bounded
 
 
 @dataclass
 class StepParams:
-    mode: str = rng(choices=("filter", "tag"), default="filter")
+    mode: Literal["filter", "tag"] = "filter"
     only_sources: list[str] = field(default_factory=list)
     skip_sources: list[str] = field(default_factory=list)
     # Rule names (as they appear in drop reasons) to switch off.
@@ -106,9 +106,9 @@ _DIGIT = re.compile(r"\d")
 
 @dataclass
 class BasicParams(StepParams):
-    min_chars: int = rng(0, 1_000_000, default=64)
-    max_symbol_ratio: float = rng(0.0, 1.0, default=0.35)
-    min_alpha_ratio: float = rng(0.0, 1.0, default=0.25)
+    min_chars: int = bounded(0, 1_000_000, default=64)
+    max_symbol_ratio: float = bounded(0.0, 1.0, default=0.35)
+    min_alpha_ratio: float = bounded(0.0, 1.0, default=0.25)
 
 
 class Basic(Step):
@@ -147,9 +147,9 @@ class LangIdParams(StepParams):
     languages: list[str] = field(default_factory=lambda: ["en"])
     # fastText-based pipelines keep en >= 0.65 (datatrove, DCLM); py3langid's normalised
     # probabilities are similarly calibrated on clean prose.
-    min_score: float = rng(0.0, 1.0, default=0.65)
+    min_score: float = bounded(0.0, 1.0, default=0.65)
     # Classify only the head of long documents: language rarely changes, cost does.
-    max_chars: int = rng(100, 10_000_000, default=5_000)
+    max_chars: int = bounded(100, 10_000_000, default=5_000)
 
 
 _LANGID = None
@@ -159,7 +159,7 @@ def _langid():
     """py3langid's model ships in its wheel (an npz, no pickle) and loads once per process."""
     global _LANGID
     if _LANGID is None:
-        from py3langid.langid import MODEL_FILE, LanguageIdentifier
+        from py3langid.langid import MODEL_FILE, LanguageIdentifier  # noqa: PLC0415  (optional extra (gptlab[data]): loads a model on import)
         _LANGID = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
     return _LANGID
 
@@ -205,15 +205,15 @@ def _classify(word: str) -> None:
 @dataclass
 class GopherQualityParams(StepParams):
     # Rae et al. 2021, App. A (MassiveWeb), as in datatrove and DCLM.
-    min_words: int = rng(0, 10**9, default=50)
-    max_words: int = rng(1, 10**9, default=100_000)
-    min_mean_word_length: float = rng(0, 1000, default=3)
-    max_mean_word_length: float = rng(0, 1000, default=10)
-    max_symbol_word_ratio: float = rng(0, 10, default=0.1)
-    max_bullet_lines_ratio: float = rng(0, 1, default=0.9)
-    max_ellipsis_lines_ratio: float = rng(0, 1, default=0.3)
-    min_alpha_words_ratio: float = rng(0, 1, default=0.8)
-    min_stop_words: int = rng(0, 1000, default=2)
+    min_words: int = bounded(0, 10**9, default=50)
+    max_words: int = bounded(1, 10**9, default=100_000)
+    min_mean_word_length: float = bounded(0, 1000, default=3)
+    max_mean_word_length: float = bounded(0, 1000, default=10)
+    max_symbol_word_ratio: float = bounded(0, 10, default=0.1)
+    max_bullet_lines_ratio: float = bounded(0, 1, default=0.9)
+    max_ellipsis_lines_ratio: float = bounded(0, 1, default=0.3)
+    min_alpha_words_ratio: float = bounded(0, 1, default=0.8)
+    min_stop_words: int = bounded(0, 1000, default=2)
 
 
 class GopherQuality(Step):
@@ -274,10 +274,10 @@ class GopherQuality(Step):
 
 @dataclass
 class GopherRepetitionParams(StepParams):
-    max_dup_lines_ratio: float = rng(0, 1, default=0.30)
-    max_dup_paragraphs_ratio: float = rng(0, 1, default=0.30)
-    max_dup_line_chars_ratio: float = rng(0, 1, default=0.20)
-    max_dup_paragraph_chars_ratio: float = rng(0, 1, default=0.20)
+    max_dup_lines_ratio: float = bounded(0, 1, default=0.30)
+    max_dup_paragraphs_ratio: float = bounded(0, 1, default=0.30)
+    max_dup_line_chars_ratio: float = bounded(0, 1, default=0.20)
+    max_dup_paragraph_chars_ratio: float = bounded(0, 1, default=0.20)
     # (n, max fraction of characters) for the most frequent n-gram, n = 2, 3, 4.
     top_ngram_ratios: list[float] = field(default_factory=lambda: [0.20, 0.18, 0.16])
     # max fraction of characters in duplicated n-grams, n = 5 ... 10.
@@ -370,9 +370,9 @@ class GopherRepetition(Step):
 @dataclass
 class C4Params(StepParams):
     # C4's own constants (TFDS c4_utils): 3 sentences per page, 5 words per line.
-    min_sentences: int = rng(0, 1000, default=3)
-    min_words_per_line: int = rng(0, 1000, default=5)
-    max_word_length: int = rng(1, 10**6, default=1000)
+    min_sentences: int = bounded(0, 1000, default=3)
+    min_words_per_line: int = bounded(0, 1000, default=5)
+    max_word_length: int = bounded(1, 10**6, default=1000)
 
 
 POLICY_PHRASES = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies")

@@ -20,6 +20,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from gptlab.api import load_model
+from gptlab.console import log, progress_task
+from gptlab.data.documents import read_shards, shard_paths
+from gptlab.device import autocast, resolve_device, resolve_precision
+from gptlab.eval.config import EvalConfig
+from gptlab.manifest import atomic_write_json, file_checksum, is_complete, read_manifest, stage_key, write_manifest
+from gptlab.pack.packed import PackedData
+from gptlab.schema import section_dict
+from gptlab.tokenizer import eos_id, load_tokenizer
+
 LN2 = math.log(2)
 
 
@@ -77,7 +87,6 @@ def unigram_bits(docs_ids: list[list[int]], counts: np.ndarray) -> list[float]:
 def evaluate_bpb(model, tokenizer, docs, unigram_counts: np.ndarray | None, stride_fraction: float = 0.5,
                  batch_size: int = 8, device="cpu", autocast=None) -> dict:
     """Per-domain and overall bpb for ``docs`` (Documents); the unigram baseline when counts given."""
-    from gptlab.tokenizer import eos_id
     eos = eos_id(tokenizer)
     width = model.config.block_size
     stride = max(1, int(width * stride_fraction))
@@ -110,7 +119,6 @@ def evaluate_bpb(model, tokenizer, docs, unigram_counts: np.ndarray | None, stri
 def load_heldout(heldout: str | Path) -> tuple[list[Path], list]:
     """Held-out shard files and their documents, from a shard, a folder of shards, or a
     curate folder (which keeps them in heldout/)."""
-    from gptlab.data.documents import read_shards, shard_paths
     heldout = Path(heldout)
     if heldout.is_file():
         files = [heldout]
@@ -126,63 +134,58 @@ def unigram_counts(pack_dir: str | Path | None) -> np.ndarray | None:
     """Token counts of the packed training stream, for the unigram baseline (None: no baseline)."""
     if pack_dir is None:
         return None
-    from gptlab.data.pack import PackedData
     return PackedData(pack_dir).unigram_counts()
 
 
-def run_eval(cfg, heldout: str | Path, checkpoint: str | Path, pack_dir: str | Path | None,
+def run_eval(ecfg: EvalConfig, heldout: str | Path, checkpoint: str | Path, pack_dir: str | Path | None,
              out_dir: str | Path) -> dict:
-    """`gptlab eval`: per-domain held-out bpb of a checkpoint, beside the unigram baseline."""
-    from gptlab.api import load_model
-    from gptlab.config import to_dict
-    from gptlab.console import log, progress_task
-    from gptlab.manifest import atomic_write_json, is_complete, read_manifest, stage_key, write_manifest
-    from gptlab.tokenizer import load_tokenizer
-    from gptlab.train.precision import autocast, resolve_device, resolve_precision
+    """`gptlab eval`: per-domain held-out bpb of a checkpoint, beside the unigram baseline.
 
+    The stage key covers what the numbers depend on: the eval settings, the held-out files'
+    content (not their names), the checkpoint and pack outputs, and the device and precision."""
     out = Path(out_dir)
     files, docs = load_heldout(heldout)
     model, ckpt = load_model(checkpoint, return_path=True)
+    device = resolve_device(ecfg.device, key="eval.device")
+    precision = resolve_precision(ecfg.precision, device)
     upstream = [ckpt] + ([pack_dir] if pack_dir else [])
-    key = stage_key({"eval": to_dict(cfg.eval), "heldout": [str(f) for f in files]}, upstream=upstream)
+    key = stage_key({"eval": section_dict(ecfg), "device": device.type, "precision": precision,
+                     "heldout": [file_checksum(f) for f in files]}, upstream=upstream)
     if is_complete(out, key):
         log(f"eval: complete, skipping ({out})")
         return read_manifest(out)["summary"]
     tok = load_tokenizer(ckpt)
     counts = unigram_counts(pack_dir)
-    device = resolve_device(cfg.train.device)
     model.to(device)
-    precision = resolve_precision(cfg.train.precision, device)
     with progress_task("eval", 1) as advance:
-        result = evaluate_bpb(model, tok, docs, counts, cfg.eval.stride_fraction, cfg.eval.batch_size,
+        result = evaluate_bpb(model, tok, docs, counts, ecfg.stride_fraction, ecfg.batch_size,
                               device, autocast(precision, device))
         advance(1)
     result["checkpoint"] = str(ckpt)
     result["precision"] = precision
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "eval.json", result)
-    write_manifest(out, stage="eval", key=key, outputs=["eval.json"], config=to_dict(cfg), summary=result)
+    write_manifest(out, stage="eval", key=key, outputs=["eval.json"], config={"eval": section_dict(ecfg)}, summary=result)
     o = result["overall"]
     log(f"eval: held-out {o['bpb']:.3f} bpb" + (f" (unigram {o['unigram_bpb']:.3f})" if counts is not None else "")
         + f" over {o['docs']} docs → {out}")
     return result
 
 
-def make_bpb_eval(heldout: str | Path, tokenizer, pack_dir: str | Path | None = None, cfg=None,
+def make_bpb_eval(heldout: str | Path, tokenizer, pack_dir: str | Path | None = None, ecfg: EvalConfig | None = None,
                   max_docs: int | None = None):
     """An ``evaluate(model)`` for the training loop's periodic eval hook (``train.eval_every``).
 
     Reads the held-out documents and the unigram counts once; each call returns per-domain
     and overall bpb as ``evaluate_bpb`` does, on the model's own device. ``tokenizer`` is a
-    Tokenizer or a tokenizer file/folder; ``cfg`` a RunConfig (for eval.stride_fraction and
-    eval.batch_size; defaults otherwise)."""
-    from gptlab.tokenizer import load_tokenizer
+    Tokenizer or a tokenizer file/folder; ``ecfg`` gives eval.stride_fraction and
+    eval.batch_size (defaults otherwise)."""
 
     docs = load_heldout(heldout)[1][:max_docs]
     tok = load_tokenizer(tokenizer) if isinstance(tokenizer, (str, Path)) else tokenizer
     counts = unigram_counts(pack_dir)
-    stride_fraction = cfg.eval.stride_fraction if cfg is not None else 0.5
-    batch_size = cfg.eval.batch_size if cfg is not None else 8
+    ecfg = ecfg or EvalConfig()
+    stride_fraction, batch_size = ecfg.stride_fraction, ecfg.batch_size
 
     def evaluate(model) -> dict:
         device = next(model.parameters()).device

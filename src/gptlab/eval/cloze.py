@@ -11,6 +11,9 @@ import json
 import random
 from pathlib import Path
 
+from gptlab.data.documents import read_shards, shard_paths
+from gptlab.manifest import atomic_write
+
 
 def cloze_rows(texts: list[str], n_rows: int, query_words: int = 12, answer_words: int = 3,
                n_choices: int = 4, seed: int = 0) -> tuple[list[dict], list[dict]]:
@@ -40,8 +43,6 @@ def cloze_rows(texts: list[str], n_rows: int, query_words: int = 12, answer_word
 
 def write_cloze_tasks(heldout: str | Path, out_dir: str | Path, n_rows: int = 40, seed: int = 0) -> list[Path]:
     """``heldout_cloze_mc.jsonl`` and ``heldout_cloze_gen.jsonl`` from a held-out shard folder."""
-    from gptlab.data.documents import read_shards, shard_paths
-    from gptlab.manifest import atomic_write
     heldout = Path(heldout)
     files = [heldout] if heldout.is_file() else shard_paths(heldout)
     mc, gen = cloze_rows([d.text for d in read_shards(files)], n_rows, seed=seed)

@@ -11,7 +11,10 @@ from dataclasses import dataclass
 
 import torch
 
+from gptlab.api import load_model
+from gptlab.eval.scoring import encode, eos_token_id
 from gptlab.model.gpt import KVCache
+from gptlab.tokenizer import load_tokenizer
 
 
 @dataclass
@@ -92,7 +95,6 @@ def cut_at_stop(text: str, stop: list[str]) -> str:
 def generate_text(model, tokenizer, prompt: str, max_new_tokens: int = 64, s: Sampling = Sampling(),
                   stop: list[str] | None = None, use_cache: bool = True) -> str:
     """The continuation of ``prompt`` (the prompt itself is not repeated)."""
-    from gptlab.eval.scoring import encode, eos_token_id
     eos = eos_token_id(tokenizer)
     ids = ([eos] if eos is not None else []) + encode(tokenizer, prompt)
     stop = list(stop or [])
@@ -111,8 +113,6 @@ def run_generate(checkpoint, prompt: str, max_new_tokens: int = 64, temperature:
                  top_k: int | None = 50, top_p: float | None = None, seed: int | None = 0,
                  num_samples: int = 1, use_cache: bool = True, device: str = "cpu") -> list[str]:
     """`gptlab generate`: continuations of ``prompt`` from a checkpoint (or training/run folder)."""
-    from gptlab.api import load_model
-    from gptlab.tokenizer import load_tokenizer
     model, ckpt = load_model(checkpoint, return_path=True, device=device)
     tok = load_tokenizer(ckpt)
     out = []

@@ -18,14 +18,21 @@ import json
 import sys
 from pathlib import Path
 
+import lm_eval.models  # noqa: F401  -- fills the registry with lm-eval's own models first: the registry
 import torch
 import torch.nn.functional as F
-import lm_eval.models  # noqa: F401  -- fills the registry with lm-eval's own models first: the registry
+
 # imports them lazily only while it is empty, so registering "gptlab" alone would hide "hf".
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 
-from gptlab.eval.tasks import BETWEEN_EXAMPLES, QUERY_ANSWER, Task
+from gptlab.api import load_model
+from gptlab.console import log
+from gptlab.eval.generate import Sampling, cut_at_stop, generate_ids
+from gptlab.eval.scoring import encode, eos_token_id, loglikelihood
+from gptlab.eval.tasks import BETWEEN_EXAMPLES, QUERY_ANSWER, Task, load_task
+from gptlab.manifest import atomic_write, write_manifest
+from gptlab.tokenizer import load_tokenizer
 
 
 def _int_or(value, default: int) -> int:
@@ -43,8 +50,6 @@ class GptlabLM(LM):
                  max_batch_size=None, device: str | None = "cpu", max_length: int | None = None,
                  max_gen_toks: int = 256, model=None, tokenizer=None, **unused):
         super().__init__()
-        from gptlab.api import load_model
-        from gptlab.tokenizer import load_tokenizer
         if device and device.startswith("cuda") and not torch.cuda.is_available():
             device = "cpu"            # lm-eval's CLI defaults to cuda:0
         self._device = torch.device(device or "cpu")
@@ -58,15 +63,12 @@ class GptlabLM(LM):
         self.batch_size = _int_or(batch_size, 16)
         self.max_length = _int_or(max_length, model.config.block_size)
         self.max_gen_toks = _int_or(max_gen_toks, 256)
-        from gptlab.eval.scoring import eos_token_id
         self.eot = eos_token_id(tokenizer)
 
     def _encode(self, text: str) -> list[int]:
-        from gptlab.eval.scoring import encode
         return encode(self.tokenizer, text)
 
     def loglikelihood(self, requests) -> list[tuple[float, bool]]:
-        from gptlab.eval.scoring import loglikelihood
         return loglikelihood(self.model, self.tokenizer, [r.args for r in requests], self.batch_size,
                              self.max_length)
 
@@ -89,7 +91,7 @@ class GptlabLM(LM):
     def loglikelihood_rolling(self, requests) -> list[float]:
         """Whole-document log-likelihood in disjoint windows (each token predicted once), as lm-eval's
         ``hf`` model computes it: the first window starts from end-of-text."""
-        from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
+        from lm_eval.utils import get_rolling_token_windows, make_disjoint_window  # noqa: PLC0415  (optional extra (lm-eval), seconds to import)
         results = []
         for (text,) in (r.args for r in requests):
             windows = [make_disjoint_window(w) for w in get_rolling_token_windows(
@@ -98,7 +100,6 @@ class GptlabLM(LM):
         return results
 
     def generate_until(self, requests) -> list[str]:
-        from gptlab.eval.generate import Sampling, cut_at_stop, generate_ids
         out = []
         eos_text = self.tokenizer.decode([self.eot], skip_special_tokens=False) if self.eot is not None else None
         for context, kwargs in (r.args for r in requests):
@@ -155,8 +156,6 @@ def harness_task_yaml(task: Task, data_file: str | Path, max_gen_toks: int = 32,
 
 def write_harness_task(task_file: str | Path, out_dir: str | Path, **kwargs) -> Path:
     """Write ``OUT/NAME.yaml`` for a gptlab JSONL task; pass OUT as ``--include-path``."""
-    from gptlab.eval.tasks import load_task
-    from gptlab.manifest import atomic_write
     task = load_task(task_file)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -181,8 +180,8 @@ def run_harness(tasks: list[str], checkpoint=None, out_dir: str | Path | None = 
                 limit: int | None = None, batch_size: int = 16, device: str = "cpu",
                 model: str = "gptlab", model_args: dict | None = None, log_samples: bool = False) -> dict:
     """Run lm-eval tasks through the adapter (or any lm-eval ``model``); results in OUT/harness/."""
-    from lm_eval import simple_evaluate
-    from lm_eval.tasks import TaskManager
+    from lm_eval import simple_evaluate  # noqa: PLC0415  (optional extra (lm-eval), seconds to import)
+    from lm_eval.tasks import TaskManager  # noqa: PLC0415  (optional extra (lm-eval), seconds to import)
 
     args = dict(model_args or {})
     if model == "gptlab" and checkpoint is not None:
@@ -195,8 +194,6 @@ def run_harness(tasks: list[str], checkpoint=None, out_dir: str | Path | None = 
                "tasks": _summary(res), "n": {t: int(n.get("effective", n.get("original", 0))) for t, n in res.get("n-samples", {}).items()}}
     samples = res.get("samples", {}) if log_samples else {}
     if out_dir is not None:
-        from gptlab.console import log
-        from gptlab.manifest import atomic_write, write_manifest
         out = Path(out_dir) / "harness"
         out.mkdir(parents=True, exist_ok=True)
         dump = lambda obj: json.dumps(obj, indent=1, default=lambda o: o.item() if hasattr(o, "item") else str(o))
@@ -217,7 +214,7 @@ def run_harness(tasks: list[str], checkpoint=None, out_dir: str | Path | None = 
 
 def main() -> None:
     """lm-eval's own command line, with the gptlab model registered."""
-    from lm_eval.__main__ import cli_evaluate
+    from lm_eval.__main__ import cli_evaluate  # noqa: PLC0415  (optional extra (lm-eval), seconds to import)
     sys.exit(cli_evaluate())
 
 

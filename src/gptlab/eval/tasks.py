@@ -25,14 +25,19 @@ held-out documents or from text outside the corpus.
 from __future__ import annotations
 
 import collections
-import json
 import random
 import re
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gptlab.api import load_model
+from gptlab.console import log, progress_task
+from gptlab.eval.generate import Sampling, generate_text
+from gptlab.eval.scoring import loglikelihood
 from gptlab.jsonl import jsonl_objects
+from gptlab.manifest import atomic_write_json, file_checksum, is_complete, read_manifest, stage_key, write_manifest
+from gptlab.tokenizer import load_tokenizer
 
 QUERY_ANSWER = " "          # lm-eval's target_delimiter
 BETWEEN_EXAMPLES = "\n\n"   # lm-eval's fewshot_delimiter
@@ -159,8 +164,6 @@ def evaluate_task(model, tokenizer, task: Task, k: int = 0, seed: int = 1234, po
                   batch_size: int = 16, max_new_tokens: int = 32, stop: list[str] | None = None,
                   progress=None) -> dict:
     """Metrics of ``task`` (means over rows) and one record per row."""
-    from gptlab.eval.generate import Sampling, generate_text
-    from gptlab.eval.scoring import loglikelihood
 
     texts = prompts(task, k, seed, pool)
     rows = []
@@ -192,10 +195,6 @@ def run_tasks(checkpoint, task_files: list[str | Path], out_dir: str | Path, num
               seed: int = 1234, pool: str | Path | None = None, batch_size: int = 16,
               max_new_tokens: int = 32, device: str = "cpu") -> dict:
     """`gptlab eval --tasks`: run local JSONL tasks on a checkpoint; results in OUT/tasks/."""
-    from gptlab.api import load_model
-    from gptlab.console import log, progress_task
-    from gptlab.manifest import atomic_write_json, file_checksum, is_complete, read_manifest, stage_key, write_manifest
-    from gptlab.tokenizer import load_tokenizer
 
     out = Path(out_dir) / "tasks"
     tasks = [load_task(f) for f in task_files]          # fail on a bad file before any work

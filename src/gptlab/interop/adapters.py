@@ -13,11 +13,19 @@ from typing import Any, Callable
 
 import torch
 
-from gptlab.model.config import ModelConfig
+from gptlab.interop.errors import ExportRefused
 from gptlab.interop.transforms import (
-    StateDict, Transform, conv1d_transpose, fold_logit_scale, fuse_qkv_contiguous, fuse_qkv_per_head,
-    opt_position_offset, rope_half_to_interleaved, rope_interleaved_to_half)
-
+    StateDict,
+    Transform,
+    conv1d_transpose,
+    fold_logit_scale,
+    fuse_qkv_contiguous,
+    fuse_qkv_per_head,
+    opt_position_offset,
+    rope_half_to_interleaved,
+    rope_interleaved_to_half,
+)
+from gptlab.model.config import ModelConfig
 
 # Derived buffers some HF versions keep in the state dict; they carry no weights.
 _HF_BUFFERS = ("rotary_emb.inv_freq", "attn.bias", "attn.masked_bias")
@@ -394,7 +402,6 @@ def preferred_order(cfg: ModelConfig) -> list[Adapter]:
 
 def pick_adapter(cfg: ModelConfig, arch: str | None = None) -> Adapter:
     """The adapter for ``cfg`` (or the named one); raises ExportRefused listing every reason."""
-    from gptlab.interop.errors import ExportRefused
     if arch is not None:
         name = ALIASES.get(arch.lower(), arch)
         if name not in ADAPTERS:

@@ -1,5 +1,5 @@
 """The one error interop raises for a model it will not convert."""
-from gptlab.fields import ConfigError
+from gptlab.schema import ConfigError
 
 
 class ExportRefused(ConfigError):

@@ -14,9 +14,15 @@ from pathlib import Path
 
 import torch
 
+from gptlab.api import load_model
+from gptlab.checkpoint import save_weights, tied_aliases
+from gptlab.console import log
 from gptlab.interop.adapters import ADAPTERS, Adapter, pick_adapter, zero_fill
 from gptlab.interop.errors import ExportRefused
+from gptlab.manifest import atomic_write_json, write_manifest
 from gptlab.model import GPT, ModelConfig
+from gptlab.schema import section_dict
+from gptlab.tokenizer import EOS, eos_id, load_tokenizer
 
 _CONFIG_CLASS = {"GPT2LMHeadModel": "GPT2Config", "OPTForCausalLM": "OPTConfig",
                  "BloomForCausalLM": "BloomConfig", "LlamaForCausalLM": "LlamaConfig",
@@ -25,7 +31,7 @@ _CONFIG_CLASS = {"GPT2LMHeadModel": "GPT2Config", "OPTForCausalLM": "OPTConfig",
 
 def _transformers():
     try:
-        import transformers
+        import transformers  # noqa: PLC0415  (optional extra (transformers), seconds to import)
     except ImportError:
         raise ExportRefused("Hugging Face interop needs transformers: pip install 'gptlab[hf]'") from None
     return transformers
@@ -92,15 +98,13 @@ def from_hf_model(hf, block_size: int | None = None) -> GPT:
 def _special_ids(tokenizer_file: Path | None) -> dict:
     if tokenizer_file is None or not tokenizer_file.exists():
         return {}
-    from gptlab.tokenizer import eos_id, load_tokenizer
     eos = eos_id(load_tokenizer(tokenizer_file))
     return {"bos": eos, "eos": eos, "pad": eos}   # one end-of-text token separates packed documents
 
 
 def _save_tokenizer(tokenizer_file: Path, out: Path) -> None:
-    from transformers import PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast  # noqa: PLC0415  (optional extra (transformers), seconds to import)
 
-    from gptlab.tokenizer import EOS
     tok = PreTrainedTokenizerFast(tokenizer_file=str(tokenizer_file), bos_token=EOS, eos_token=EOS,
                                   unk_token=EOS, pad_token=EOS)
     tok.save_pretrained(str(out))
@@ -124,9 +128,6 @@ def _publish(tmp: Path, out: Path) -> None:
 
 def export_hf(checkpoint: str | Path, out: str | Path, arch: str | None = None) -> Path:
     """Write a Hugging Face folder for a gptlab checkpoint (or training/run folder)."""
-    from gptlab.api import load_model
-    from gptlab.console import log
-    from gptlab.manifest import write_manifest
 
     model, ckpt = load_model(checkpoint, return_path=True)
     tokenizer_file = ckpt / "tokenizer.json"
@@ -149,10 +150,6 @@ def export_hf(checkpoint: str | Path, out: str | Path, arch: str | None = None) 
 
 def import_hf(hf_dir: str | Path, out: str | Path, block_size: int | None = None) -> Path:
     """Write a gptlab checkpoint folder for a local Hugging Face model folder (never downloads)."""
-    from gptlab.config import RunConfig, to_dict
-    from gptlab.console import log
-    from gptlab.manifest import atomic_write_json, write_manifest
-    from gptlab.train.checkpoint import save_weights, tied_aliases
 
     tf = _transformers()
     hf_dir = Path(hf_dir)
@@ -165,13 +162,11 @@ def import_hf(hf_dir: str | Path, out: str | Path, block_size: int | None = None
     hf = getattr(tf, arch).from_pretrained(str(hf_dir), dtype=torch.float32, local_files_only=True,
                                            use_safetensors=True)
     model = from_hf_model(hf, block_size)
-    run_cfg = RunConfig()
-    run_cfg.model = model.config
     out = Path(out)
     tmp = _fresh_tmp(out)
     # The checkpoint writer's format: unique tensors, tied names recorded as aliases.
     save_weights(model.state_dict(), tmp / "model.safetensors", tied_aliases(model))
-    atomic_write_json(tmp / "config.json", to_dict(run_cfg))
+    atomic_write_json(tmp / "config.json", {"model": section_dict(model.config)})
     atomic_write_json(tmp / "state.json", {"step": 0, "imported_from": str(hf_dir), "architecture": arch})
     outputs = ["model.safetensors", "config.json", "state.json"]
     if (hf_dir / "tokenizer.json").exists():

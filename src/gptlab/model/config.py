@@ -7,68 +7,69 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
-from gptlab.fields import rng as _rng
+from gptlab.schema import bounded
 
 
 @dataclass
 class ModelConfig:
-    n_layer: int = _rng(1, 1024, default=4)
-    n_head: int = _rng(1, 1024, default=4)
+    n_layer: int = bounded(1, 1024, default=4)
+    n_head: int = bounded(1, 1024, default=4)
     # Key/value heads: None = n_head (multi-head), 1 = multi-query (PaLM), else grouped-query.
-    n_kv_head: int | None = _rng(1, 1024, default=None)
-    n_embd: int = _rng(8, 1_000_000, default=128)
+    n_kv_head: int | None = bounded(1, 1024, default=None)
+    n_embd: int = bounded(8, 1_000_000, default=128)
     # Filled in from the data when left unset: block_size from pack.seq_len, vocab from the tokenizer.
-    block_size: int | None = _rng(1, 10_000_000, default=None)
-    vocab_size: int | None = _rng(2, 10_000_000, default=None)
+    block_size: int | None = bounded(1, 10_000_000, default=None)
+    vocab_size: int | None = bounded(2, 10_000_000, default=None)
 
     # --- positions: a learned table, ALiBi biases on the scores, or rotary q/k.
-    position: str = _rng(choices=("learned", "alibi", "rope"), default="learned")
+    position: Literal["learned", "alibi", "rope"] = "learned"
     # half = rotate the two halves of a head (NeoX/Llama); interleaved = rotate pairs (2i, 2i+1) (GPT-J/PaLM).
-    rope_style: str = _rng(choices=("half", "interleaved"), default="half")
-    rope_theta: float = _rng(1.0, 1e9, default=10_000.0)
+    rope_style: Literal["half", "interleaved"] = "half"
+    rope_theta: float = bounded(1.0, 1e9, default=10_000.0)
     # Fraction of each head's dimensions that rotate (GPT-NeoX rotates 25 %); the rest pass through.
-    rope_fraction: float = _rng(0.0, 1.0, default=1.0)
+    rope_fraction: float = bounded(0.0, 1.0, default=1.0)
 
     # --- normalisation
-    norm: str = _rng(choices=("layernorm", "rmsnorm"), default="layernorm")
-    norm_eps: float = _rng(0.0, 1.0, default=1e-5)
+    norm: Literal["layernorm", "rmsnorm"] = "layernorm"
+    norm_eps: float = bounded(0.0, 1.0, default=1e-5)
     norm_bias: bool = False  # LayerNorm bias (RMSNorm never has one)
     # pre: x + f(norm(x)); post: norm(x + f(x)); deepnorm: norm(alpha*x + f(x)) with a beta-scaled init.
-    placement: str = _rng(choices=("pre", "post", "deepnorm"), default="pre")
+    placement: Literal["pre", "post", "deepnorm"] = "pre"
     # Named DeepNorm constants: glm = GLM-130B (alpha=(2N)^1/2, beta=(2N)^-1/2);
     # deepnet = DeepNet decoder-only (alpha=(2N)^1/4, beta=(8N)^-1/4). N = n_layer.
-    deepnorm: str = _rng(choices=("glm", "deepnet"), default="glm")
+    deepnorm: Literal["glm", "deepnet"] = "glm"
     # An extra LayerNorm right after the input embedding (BLOOM's "embed-layernorm").
     embed_norm: bool = False
 
     # --- block and MLP
     # sequential: attention then MLP; parallel: x + attn(ln(x)) + mlp(ln(x)) with one shared LN (PaLM);
     # parallel2: the same with a separate LN for each branch (GPT-NeoX).
-    block: str = _rng(choices=("sequential", "parallel", "parallel2"), default="sequential")
-    mlp: str = _rng(choices=("gelu", "gelu_tanh", "relu", "swiglu", "geglu"), default="gelu")
-    mlp_ratio: float = _rng(0.25, 64.0, default=4.0)
+    block: Literal["sequential", "parallel", "parallel2"] = "sequential"
+    mlp: Literal["gelu", "gelu_tanh", "relu", "swiglu", "geglu"] = "gelu"
+    mlp_ratio: float = bounded(0.25, 64.0, default=4.0)
     # Hidden width of the MLP: auto = mlp_ratio*d, times 2/3 for gated MLPs (Llama's rule, keeps the
     # parameter count of a 2-matrix MLP); ratio = mlp_ratio*d even when gated (PaLM: d_ff = 4d);
     # explicit = ffn_size. The width is rounded up to a multiple of ffn_multiple_of.
-    ffn_rule: str = _rng(choices=("auto", "ratio", "explicit"), default="auto")
-    ffn_size: int | None = _rng(1, 10_000_000, default=None)
-    ffn_multiple_of: int = _rng(1, 65_536, default=8)
+    ffn_rule: Literal["auto", "ratio", "explicit"] = "auto"
+    ffn_size: int | None = bounded(1, 10_000_000, default=None)
+    ffn_multiple_of: int = bounded(1, 65_536, default=8)
 
     # --- switches
     bias: bool = False  # bias on every dense layer (attention and MLP)
     tie_embeddings: bool = True
     # none, or rsqrt_d: multiply the output logits by 1/sqrt(n_embd) (PaLM, with shared embeddings).
-    logit_scale: str = _rng(choices=("none", "rsqrt_d"), default="none")
+    logit_scale: Literal["none", "rsqrt_d"] = "none"
     # Gradient reaching the token embedding is multiplied by this (GLM-130B: 0.1); the forward is unchanged.
-    embed_grad_scale: float = _rng(0.0, 1.0, default=1.0)
-    dropout: float = _rng(0.0, 1.0, default=0.0)
+    embed_grad_scale: float = bounded(0.0, 1.0, default=1.0)
+    dropout: float = bounded(0.0, 1.0, default=0.0)
 
     # --- initialisation: gpt2 = N(0, std), residual projections std/sqrt(2L); opt/bloom = the same
     # shape with their own std; palm = fan-in N(0, 1/n_in), embeddings N(0, 1); deepnorm = Xavier
     # normal with beta on v/o/MLP. init_std overrides the scheme's std (None = the scheme's own).
-    init: str = _rng(choices=("gpt2", "opt", "bloom", "palm", "deepnorm"), default="gpt2")
-    init_std: float | None = _rng(0.0, 10.0, default=None)
+    init: Literal["gpt2", "opt", "bloom", "palm", "deepnorm"] = "gpt2"
+    init_std: float | None = bounded(0.0, 10.0, default=None)
 
     def check(self) -> None:
         if self.n_embd % self.n_head:

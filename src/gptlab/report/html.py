@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from gptlab.manifest import atomic_write, read_manifest
+from gptlab.report.coverage import HELM_METRICS, scenario_coverage
+from gptlab.report.plots import eval_chart, funnel_chart, loss_curve
+from gptlab.schema import to_toml
 
 
 def _img(path: Path, alt: str) -> str:
@@ -42,7 +45,6 @@ pre{background:#f7f7f7;padding:1em;overflow:auto;font-size:.85em}.ok{color:#1a7f
 
 
 def _funnel_section(run: Path, figs: Path) -> str:
-    from gptlab.report.plots import funnel_chart
     hv, cu = read_manifest(run / "harvest"), read_manifest(run / "curate")
     if not hv or not cu:
         return ""
@@ -124,7 +126,6 @@ def _train_dir(run: Path) -> Path:
 
 
 def _train_section(run: Path, figs: Path) -> str:
-    from gptlab.report.plots import loss_curve
     tdir = _train_dir(run)
     tr = read_manifest(tdir)
     tok, pk = read_manifest(run / "tokenizer"), read_manifest(run / "pack")
@@ -160,8 +161,6 @@ def _events_table(path: Path) -> str:
 
 
 def _eval_section(run: Path, figs: Path) -> str:
-    from gptlab.eval.coverage import HELM_METRICS, scenario_coverage
-    from gptlab.report.plots import eval_chart
     ev = read_manifest(run / "eval")
     tasks, harness = read_manifest(run / "eval" / "tasks"), read_manifest(run / "eval" / "harness")
     if not (ev or tasks or harness):
@@ -207,10 +206,9 @@ def _config_section(run: Path) -> str:
     for stage in ("train", "eval", "pack", "curate", "harvest", "."):
         m = read_manifest(run / stage)
         if m and m.get("config"):
-            from gptlab.config import from_dict, to_toml
             try:
-                text = to_toml(from_dict(m["config"]))
-            except ValueError:
+                text = to_toml(m["config"])
+            except (TypeError, AttributeError):
                 text = json.dumps(m["config"], indent=2)
             return f'<section id="config"><h2>Config</h2><p>Resolved config of the {stage} stage.</p><pre>{html.escape(text)}</pre></section>'
     return ""

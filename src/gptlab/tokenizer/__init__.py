@@ -6,6 +6,12 @@ from typing import Iterable, Iterator
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
+from gptlab.console import log, progress_task
+from gptlab.data.documents import read_shards, shard_paths
+from gptlab.manifest import atomic_path, is_complete, read_manifest, stage_key, write_manifest
+from gptlab.schema import section_dict
+from gptlab.tokenizer.config import TokenizerConfig
+
 EOS = "<|endoftext|>"
 TOKENIZER_FILE = "tokenizer.json"
 
@@ -47,29 +53,25 @@ def _budgeted(texts: Iterable[str], max_bytes: int) -> Iterator[str]:
         yield t
 
 
-def run_tokenizer(cfg, curate_dir: str | Path, out_dir: str | Path) -> dict:
+def run_tokenizer(tcfg: TokenizerConfig, curate_dir: str | Path, out_dir: str | Path) -> dict:
     """`gptlab tokenizer train`: BPE on the curated training split (never the held-out one)."""
-    from gptlab.config import to_dict
-    from gptlab.console import log, progress_task
-    from gptlab.data.documents import read_shards, shard_paths
-    from gptlab.manifest import atomic_path, is_complete, read_manifest, stage_key, write_manifest
 
     out = Path(out_dir)
-    key = stage_key({"tokenizer": to_dict(cfg.tokenizer)}, upstream=[curate_dir])
+    key = stage_key({"tokenizer": section_dict(tcfg)}, upstream=[curate_dir])
     if is_complete(out, key):
         log(f"tokenizer: complete, skipping ({out})")
         return read_manifest(out)["summary"]
     train_shards = shard_paths(Path(curate_dir) / "train")
     with progress_task("tokenizer", None) as advance:
         texts = (d.text for d in read_shards(train_shards))
-        tok = train_tokenizer(_budgeted(texts, int(cfg.tokenizer.max_train_mb * 1e6)),
-                              cfg.tokenizer.vocab_size, cfg.tokenizer.min_frequency)
+        tok = train_tokenizer(_budgeted(texts, int(tcfg.max_train_mb * 1e6)),
+                              tcfg.vocab_size, tcfg.min_frequency)
         advance(1)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / TOKENIZER_FILE) as tmp:
         tok.save(str(tmp))
     summary = {"vocab_size": tok.get_vocab_size(), "eos_id": eos_id(tok)}
-    write_manifest(out, stage="tokenizer", key=key, outputs=[TOKENIZER_FILE], config=to_dict(cfg),
+    write_manifest(out, stage="tokenizer", key=key, outputs=[TOKENIZER_FILE], config={"tokenizer": section_dict(tcfg)},
                    summary=summary)
     log(f"tokenizer: vocab {summary['vocab_size']} → {out / TOKENIZER_FILE}")
     return summary

@@ -1,46 +1,47 @@
-"""Config of the training stage."""
+"""Config of the training stage and of its stability guard."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
-from gptlab.fields import rng
+from gptlab.schema import bounded
 
 
 @dataclass
 class TrainConfig:
-    max_steps: int = rng(1, 10**9, default=600)
-    batch_size: int = rng(1, 1_000_000, default=16)
-    lr: float = rng(0.0, 10.0, default=3e-3)
-    min_lr_ratio: float = rng(0.0, 1.0, default=0.1)
-    warmup_steps: int = rng(0, 10**9, default=50)
-    weight_decay: float = rng(0.0, 10.0, default=0.1)
-    beta1: float = rng(0.0, 0.999999, default=0.9)
-    beta2: float = rng(0.0, 0.999999, default=0.95)
-    grad_clip: float = rng(0.0, 1e6, default=1.0)
+    max_steps: int = bounded(1, 10**9, default=600)
+    batch_size: int = bounded(1, 1_000_000, default=16)
+    lr: float = bounded(0.0, 10.0, default=3e-3)
+    min_lr_ratio: float = bounded(0.0, 1.0, default=0.1)
+    warmup_steps: int = bounded(0, 10**9, default=50)
+    weight_decay: float = bounded(0.0, 10.0, default=0.1)
+    beta1: float = bounded(0.0, 0.999999, default=0.9)
+    beta2: float = bounded(0.0, 0.999999, default=0.95)
+    grad_clip: float = bounded(0.0, 1e6, default=1.0)
     # auto = bf16 autocast where the hardware computes bf16 fast, else fp32. fp16 uses a
     # dynamic loss scale (kept for ablations: it is what OPT trained with).
-    precision: str = rng(choices=("auto", "bf16", "fp16", "fp32"), default="auto")
-    optimizer: str = rng(choices=("adamw", "adafactor"), default="adamw")
-    schedule: str = rng(choices=("cosine", "rsqrt", "wsd", "constant"), default="cosine")
-    z_loss: float = rng(0.0, 1.0, default=0.0)
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    optimizer: Literal["adamw", "adafactor"] = "adamw"
+    schedule: Literal["cosine", "rsqrt", "wsd", "constant"] = "cosine"
+    z_loss: float = bounded(0.0, 1.0, default=0.0)
     # Batch-size ramp, in sequences per step: linear from ramp_start_batch over ramp_tokens
     # tokens (GPT-3), or piecewise by step (PaLM: ramp_steps boundaries, ramp_batches sizes).
-    ramp: str = rng(choices=("none", "linear", "steps"), default="none")
-    ramp_start_batch: int = rng(1, 1_000_000, default=1)
-    ramp_tokens: int = rng(0, 10**15, default=0)
+    ramp: Literal["none", "linear", "steps"] = "none"
+    ramp_start_batch: int = bounded(1, 1_000_000, default=1)
+    ramp_tokens: int = bounded(0, 10**15, default=0)
     ramp_steps: list[int] = field(default_factory=list)
     ramp_batches: list[int] = field(default_factory=list)
     # Split each step into micro-batches of this many sequences (0 = the whole batch at once).
-    micro_batch_size: int = rng(0, 1_000_000, default=0)
-    wsd_decay_fraction: float = rng(0.0, 1.0, default=0.2)
+    micro_batch_size: int = bounded(0, 1_000_000, default=0)
+    wsd_decay_fraction: float = bounded(0.0, 1.0, default=0.2)
     # Distribution under torchrun: ddp or fsdp (FSDP2 fully_shard). Ignored in one process.
-    distributed: str = rng(choices=("ddp", "fsdp"), default="ddp")
+    distributed: Literal["ddp", "fsdp"] = "ddp"
     compile: bool = False
     activation_checkpointing: bool = False
     # One flag for bitwise reproducibility on GPU (deterministic kernels, no cuDNN autotuning).
     deterministic: bool = False
     # Peak FLOP/s of one device for MFU; 0 = look the device up (known GPUs), else MFU is not logged.
-    peak_tflops: float = rng(0.0, 1e6, default=0.0)
+    peak_tflops: float = bounded(0.0, 1e6, default=0.0)
 
     def check(self) -> None:
         if self.ramp == "steps":
@@ -50,10 +51,47 @@ class TrainConfig:
                 raise ValueError("ramp_steps: boundaries must increase")
         if self.ramp == "linear" and self.ramp_start_batch > self.batch_size:
             raise ValueError("ramp_start_batch: larger than train.batch_size")
-    device: str = rng(choices=("auto", "cpu", "cuda"), default="auto")
-    seed: int = rng(0, 2**31 - 1, default=1337)
-    threads: int = rng(0, 1024, default=0)  # 0: leave torch's default
-    log_every: int = rng(1, 10**9, default=10)
-    checkpoint_every: int = rng(1, 10**9, default=200)
-    keep_checkpoints: int = rng(1, 1000, default=2)
-    eval_every: int = rng(0, 10**9, default=0)  # 0: no periodic eval
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    seed: int = bounded(0, 2**31 - 1, default=1337)
+    threads: int = bounded(0, 1024, default=0)  # 0: leave torch's default
+    log_every: int = bounded(1, 10**9, default=10)
+    checkpoint_every: int = bounded(1, 10**9, default=200)
+    keep_checkpoints: int = bounded(1, 1000, default=2)
+    eval_every: int = bounded(0, 10**9, default=0)  # 0: no periodic eval
+
+@dataclass
+class StabilityConfig:
+    enabled: bool = True
+    # Detectors. Non-finite loss/gradient is always on while the guard is enabled.
+    window: int = bounded(5, 100_000, default=50)          # trailing steps for median/MAD
+    loss_k: float = bounded(0.0, 1e6, default=6.0)          # robust deviations above the median; 0 = off
+    loss_min_delta: float = bounded(0.0, 1e6, default=0.5)  # and at least this many nats above it
+    grad_k: float = bounded(0.0, 1e6, default=0.0)          # gradient-norm outliers; 0 = off
+    grad_min_ratio: float = bounded(1.0, 1e6, default=5.0)  # and at least this many times the median
+    warmup: int = bounded(0, 10**9, default=50)             # grace steps before the robust detectors arm
+    cooldown: int = bounded(0, 10**9, default=10)           # steps after a rollback before they re-arm
+    # Policy (PaLM: restart ~100 steps before the spike, skip ~200-500 batches).
+    rollback_steps: int = bounded(1, 10**9, default=100)
+    skip_batches: int = bounded(0, 10**9, default=200)
+    # How many batches before the onset the skipped window starts; -1 = at the rollback point.
+    skip_lead: int = bounded(-1, 10**9, default=-1)
+    snapshot_every: int = bounded(1, 10**9, default=25)      # in-memory ring of lightweight snapshots
+    max_rollbacks: int = bounded(1, 10**6, default=3)       # budget: this many rollbacks ...
+    budget_window: int = bounded(1, 10**9, default=1000)    # ... within this many steps, then stop
+    # Fault injection for tests and demos: "nan@STEP", "poison@STEP", "lr_spike@STEP", comma-separated.
+    inject: str = ""
+    lr_spike_factor: float = bounded(1.0, 1e9, default=1000.0)
+
+    def check(self) -> None:
+        parse_faults(self.inject)
+
+
+def parse_faults(spec: str) -> list[tuple[str, int]]:
+    """"poison@120,nan@300" → [("poison", 120), ("nan", 300)]; ValueError names a bad item."""
+    out = []
+    for item in filter(None, (s.strip() for s in spec.split(","))):
+        kind, _, step = item.partition("@")
+        if kind not in ("nan", "poison", "lr_spike") or not step.isdigit() or int(step) < 1:
+            raise ValueError(f"inject: {item!r} is not nan@STEP, poison@STEP or lr_spike@STEP")
+        out.append((kind, int(step)))
+    return out

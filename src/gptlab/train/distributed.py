@@ -13,6 +13,9 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict, set_state_dict
+from torch.distributed.fsdp import fully_shard
+from torch.nn.parallel import DistributedDataParallel as DDP
 
 
 @dataclass
@@ -69,13 +72,11 @@ def blocks_of(model: nn.Module) -> list[nn.Module]:
 
 def wrap(model: nn.Module, d: Dist, device: torch.device) -> nn.Module:
     if d.mode == "fsdp":
-        from torch.distributed.fsdp import fully_shard
         for block in blocks_of(model):
             fully_shard(block)
         fully_shard(model)
         return model
     if d.mode == "ddp":
-        from torch.nn.parallel import DistributedDataParallel as DDP
         return DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
     return model
 
@@ -83,12 +84,10 @@ def wrap(model: nn.Module, d: Dist, device: torch.device) -> nn.Module:
 def full_state(model: nn.Module, opt: torch.optim.Optimizer, d: Dist):
     """Full (unsharded) model and optimizer state on CPU, gathered on every rank (FSDP),
     in the same layout a single process would save."""
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
     return get_state_dict(model, opt, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
 
 
 def load_full_state(model: nn.Module, opt: torch.optim.Optimizer, model_sd: dict, optim_sd: dict) -> None:
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
     set_state_dict(model, opt, model_state_dict=model_sd, optim_state_dict=optim_sd,
                    options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=False))
 

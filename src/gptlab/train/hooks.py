@@ -8,6 +8,9 @@ from typing import Any
 
 import torch
 
+from gptlab.console import log, make_progress
+from gptlab.train.checkpoint import save_training_checkpoint
+
 
 @dataclass
 class TrainState:
@@ -65,7 +68,7 @@ class MetricsHook(Hook):
         self.path.write_text("".join(k + "\n" for k in kept))
         self.file = open(self.path, "a")
         if self.tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
+            from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415  (slow to import (~1 s); only when TensorBoard logging is on)
             self.writer = SummaryWriter(str(self.tb_dir), purge_step=state.step + 1)
 
     def on_step_end(self, state: TrainState, metrics: dict[str, Any]) -> None:
@@ -90,7 +93,6 @@ class ProgressHook(Hook):
         self.max_steps, self.log_every = max_steps, log_every
 
     def on_train_start(self, state: TrainState) -> None:
-        from gptlab.console import make_progress
         self.prog = make_progress()
         self.prog.start()
         self.task = self.prog.add_task("train", total=self.max_steps, completed=state.step, info="")
@@ -99,7 +101,6 @@ class ProgressHook(Hook):
         self.prog.update(self.task, completed=m["step"],
                          info=f"loss {m['loss']:.3f} · {m['tokens_per_s']:.0f} tok/s")
         if m["step"] % self.log_every == 0 and not self.prog.live.is_started:
-            from gptlab.console import log
             log(f"step {m['step']}/{self.max_steps} loss {m['loss']:.4f} lr {m['lr']:.2e} "
                 f"{m['tokens_per_s']:.0f} tok/s")
 
@@ -116,7 +117,6 @@ class CheckpointHook(Hook):
         self.config, self.tokenizer_file, self.extra = config, tokenizer_file, extra
 
     def save(self, state: TrainState) -> Path | None:
-        from gptlab.train.checkpoint import save_training_checkpoint
         extra = self.extra(state) if self.extra else {}
         return save_training_checkpoint(self.folder, state.step, state.model, state.optimizer, self.config,
                                         extra, self.tokenizer_file, self.keep, state.dist)

@@ -10,9 +10,30 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import apply_activation_checkpointing
 
-from gptlab.train.hooks import Hook, TrainState
-from gptlab.train.stability import poison
+from gptlab.checkpoint import latest_valid, list_checkpoints
+from gptlab.console import log
+from gptlab.device import (
+    autocast,
+    peak_flops,
+    resolve_device,
+    resolve_precision,
+    set_determinism,
+    slow_precision_warning,
+)
+from gptlab.manifest import atomic_write, is_complete, read_manifest, stage_key, write_manifest
+from gptlab.model import GPT
+from gptlab.model.config import ModelConfig
+from gptlab.pack.packed import PackedData
+from gptlab.schema import ConfigError, section_dict, to_toml
+from gptlab.train import distributed
+from gptlab.train.batches import Batches, BatchSchedule
+from gptlab.train.checkpoint import load_checkpoint
+from gptlab.train.config import StabilityConfig, TrainConfig
+from gptlab.train.hooks import CheckpointHook, EvalHook, Hook, MetricsHook, ProgressHook, TrainState
+from gptlab.train.optim import build_optimizer, lr_schedule
+from gptlab.train.stability import EventLog, FaultInjector, StabilityGuard, poison
 
 
 def lm_loss(logits: torch.Tensor, targets: torch.Tensor, z_coef: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -25,9 +46,9 @@ def lm_loss(logits: torch.Tensor, targets: torch.Tensor, z_coef: float) -> tuple
     return ce, z_coef * logits.logsumexp(-1).pow(2).mean()
 
 
-def train_loop(state: TrainState, cfg, hooks: list[Hook]) -> TrainState:
+def train_loop(state: TrainState, tcfg: TrainConfig, hooks: list[Hook]) -> TrainState:
     """Read top to bottom: batch(step) → forward → backward → clip → step → hooks."""
-    model, opt, tcfg, d = state.model, state.optimizer, cfg.train, state.dist
+    model, opt, d = state.model, state.optimizer, state.dist
     forward = state.forward if state.forward is not None else model
     model.train()
     for h in hooks:
@@ -100,54 +121,14 @@ def resolve_data_dir(path: str | Path) -> Path:
     raise FileNotFoundError(f"{p}: not a packed data folder (no index.json; run `gptlab data pack`)")
 
 
-PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 125.0, "L4": 121.0}
-
-
-def peak_flops(tcfg, device: torch.device) -> float | None:
-    """Dense bf16 peak of one device, for MFU. CPUs have no table entry: set train.peak_tflops."""
-    if tcfg.peak_tflops:
-        return tcfg.peak_tflops * 1e12
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-        for k, v in PEAK_TFLOPS.items():
-            if k in name:
-                return v * 1e12
-    return None
-
-
-def set_determinism(on: bool) -> None:
-    """The GPU switches for bitwise-reproducible training, behind one flag (train.deterministic).
-    CPU training here is already deterministic for a fixed thread count."""
-    if not on:
-        return
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(True)
-    torch.backends.cudnn.benchmark = False
-    torch.backends.cudnn.deterministic = True
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-
-
-def run_train(cfg, data_dir: str | Path, out_dir: str | Path, resume: bool = True,
+def run_train(mcfg: ModelConfig, tcfg: TrainConfig, scfg: StabilityConfig, data_dir: str | Path,
+              out_dir: str | Path, resume: bool = True,
               tokenizer_file: str | Path | None = None, eval_fn=None, extra_hooks: list[Hook] = ()) -> dict:
     """`gptlab train`: build the model for the data, resume if asked, train to max_steps."""
-    from gptlab.config import ConfigError, to_dict, to_toml
-    from gptlab.console import log
-    from gptlab.data.pack import PackedData
-    from gptlab.manifest import atomic_write, is_complete, read_manifest, stage_key, write_manifest
-    from gptlab.model import GPT
-    from gptlab.train import distributed
-    from gptlab.train.batches import Batches, BatchSchedule
-    from gptlab.train.checkpoint import latest_valid, list_checkpoints, load_checkpoint
-    from gptlab.train.hooks import CheckpointHook, EvalHook, MetricsHook, ProgressHook
-    from gptlab.train.optim import build_optimizer, lr_schedule
-    from gptlab.train.precision import autocast, resolve_device, resolve_precision, slow_precision_warning
-    from gptlab.train.stability import EventLog, FaultInjector, StabilityGuard
 
     data_dir = resolve_data_dir(data_dir)
     out = Path(out_dir)
     data = PackedData(data_dir)
-    mcfg, tcfg = cfg.model, cfg.train
     if mcfg.vocab_size is None:
         mcfg.vocab_size = data.vocab_size
     if mcfg.block_size is None:
@@ -156,8 +137,8 @@ def run_train(cfg, data_dir: str | Path, out_dir: str | Path, resume: bool = Tru
         raise ConfigError(f"model.vocab_size: {mcfg.vocab_size} is smaller than the data's {data.vocab_size}")
     if mcfg.block_size < data.seq_len:
         raise ConfigError(f"model.block_size: {mcfg.block_size} is shorter than the data's seq_len {data.seq_len}")
-    key = stage_key({"model": to_dict(mcfg), "train": to_dict(tcfg), "stability": to_dict(cfg.stability)},
-                    upstream=[data_dir])
+    sections = {"model": section_dict(mcfg), "train": section_dict(tcfg), "stability": section_dict(scfg)}
+    key = stage_key(sections, upstream=[data_dir])
     if is_complete(out, key):
         log(f"train: complete, skipping ({out})")
         return read_manifest(out)["summary"]
@@ -177,7 +158,6 @@ def run_train(cfg, data_dir: str | Path, out_dir: str | Path, resume: bool = Tru
     raw = GPT(mcfg).to(device)
     flops_per_token = raw.flops_per_token()
     if tcfg.activation_checkpointing:
-        from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import apply_activation_checkpointing
         blocks = set(map(id, distributed.blocks_of(raw)))
         apply_activation_checkpointing(raw, check_fn=lambda m: id(m) in blocks)
     model = distributed.wrap(raw, d, device)
@@ -203,15 +183,15 @@ def run_train(cfg, data_dir: str | Path, out_dir: str | Path, resume: bool = Tru
     batches = Batches(data, schedule, tcfg.seed, skips)
     if d.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write(out / "config.toml", to_toml(cfg))
+        atomic_write(out / "config.toml", to_toml(sections))
         log(f"train: {raw.num_params() / 1e6:.2f}M params (non-embedding), {precision} on {device}"
             f"{f' × {d.world} ranks ({d.mode})' if d.world > 1 else ''}, {tcfg.max_steps} steps × "
             f"{tcfg.batch_size} × {data.seq_len} tokens")
     state = TrainState(step=step, model=model, optimizer=opt, batches=batches, dist=d, device=device,
                        scaler=scaler, autocast=autocast(precision, device), lr_at=lr_schedule(tcfg),
                        seq_len=data.seq_len, flops_per_token=flops_per_token,
-                       peak_flops=peak_flops(tcfg, device), vocab_size=mcfg.vocab_size,
-                       lr_spike_factor=cfg.stability.lr_spike_factor,
+                       peak_flops=peak_flops(tcfg.peak_tflops, device), vocab_size=mcfg.vocab_size,
+                       lr_spike_factor=scfg.lr_spike_factor,
                        forward=torch.compile(model) if tcfg.compile else None)
 
     def extra(s: TrainState) -> dict[str, Any]:
@@ -227,14 +207,14 @@ def run_train(cfg, data_dir: str | Path, out_dir: str | Path, resume: bool = Tru
     if d.is_main:
         hooks += [metrics, ProgressHook(tcfg.max_steps, tcfg.log_every)]
     events = EventLog(out / "events.jsonl" if d.is_main else None, metrics)
-    if cfg.stability.inject:
-        hooks.insert(0, FaultInjector(cfg.stability.inject, events))
-    if cfg.stability.enabled:
-        hooks.append(StabilityGuard(cfg.stability, events, ckpt_dir, log))
+    if scfg.inject:
+        hooks.insert(0, FaultInjector(scfg.inject, events))
+    if scfg.enabled:
+        hooks.append(StabilityGuard(scfg, events, ckpt_dir, log))
     hooks.append(CheckpointHook(ckpt_dir, tcfg.checkpoint_every, tcfg.keep_checkpoints, tcfg.max_steps,
-                                to_dict(cfg), tokenizer_file, extra))
+                                sections, tokenizer_file, extra))
     t0, start_step = now(), step
-    train_loop(state, cfg, hooks)
+    train_loop(state, tcfg, hooks)
     elapsed = now() - t0
     distributed.cleanup(d)
     if not d.is_main:
@@ -251,7 +231,7 @@ def run_train(cfg, data_dir: str | Path, out_dir: str | Path, resume: bool = Tru
         summary["stopped"] = state.stop_reason
         return summary
     outputs = ["metrics.jsonl", "config.toml"] + [str(p.relative_to(out)) for p in final.iterdir() if p.is_file()]
-    write_manifest(out, stage="train", key=key, outputs=outputs, config=to_dict(cfg), summary=summary)
+    write_manifest(out, stage="train", key=key, outputs=outputs, config=sections, summary=summary)
     log(f"train: loss {summary['first_loss']:.3f} → {summary['final_loss']:.3f} in {state.step} steps "
         f"({summary['tokens_per_s']:.0f} tok/s) → {out}")
     return summary

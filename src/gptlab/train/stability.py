@@ -24,10 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file
 
+from gptlab.checkpoint import _unflatten_optimizer, list_checkpoints, load_weights
+from gptlab.manifest import verify
+from gptlab.train.config import parse_faults
+from gptlab.train.distributed import full_state, load_full_state
 from gptlab.train.hooks import Hook, TrainState
-from gptlab.train.stability_config import parse_faults
-
 
 # ----------------------------------------------------------------------------- detectors
 
@@ -126,7 +129,6 @@ class StabilityGuard(Hook):
 
     # -- snapshots
     def _snapshot(self, state: TrainState) -> None:
-        from gptlab.train.distributed import full_state
         model_sd, optim_sd = full_state(state.model, state.optimizer, state.dist)
         snap = {"step": state.step, "model": copy.deepcopy(model_sd), "optim": copy.deepcopy(optim_sd),
                 "rng": torch.get_rng_state(), "scaler": copy.deepcopy(state.scaler.state_dict()),
@@ -171,9 +173,6 @@ class StabilityGuard(Hook):
         return older[0] if older else None
 
     def _from_disk(self, wanted: int) -> dict[str, Any] | None:
-        from safetensors.torch import load_file
-        from gptlab.manifest import verify
-        from gptlab.train.checkpoint import _unflatten_optimizer, list_checkpoints, load_weights
         for ck in reversed(list_checkpoints(self.checkpoint_dir) if self.checkpoint_dir else []):
             st = json.loads((ck / "state.json").read_text())
             if st["step"] <= wanted and verify(ck)[0]:
@@ -184,7 +183,6 @@ class StabilityGuard(Hook):
         return None
 
     def _recover(self, state: TrainState, step: int, hit: dict[str, Any]) -> None:
-        from gptlab.train.distributed import load_full_state
         c = self.cfg
         self.events.write({"event": "detect", "step": step, **hit})
         self.rollbacks = [s for s in self.rollbacks if s > step - c.budget_window] + [step]

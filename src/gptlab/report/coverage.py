@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gptlab.manifest import read_manifest
+
 # (HELM scenario, what it tests, the lm-eval 0.4 task that stands in for it, or None)
 HELM_SCENARIOS = [
     ("BoolQ", "question answering", "boolq"),
@@ -44,7 +46,6 @@ HELM_METRICS = [
 
 def scenario_coverage(run: str | Path) -> list[list[str]]:
     """[scenario, kind, lm-eval task, status] rows, plus gptlab's own language modelling and local tasks."""
-    from gptlab.manifest import read_manifest
     run = Path(run)
     harness = read_manifest(run / "eval" / "harness")
     ran = set(harness["summary"].get("tasks", {})) if harness else set()

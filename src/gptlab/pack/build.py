@@ -9,12 +9,25 @@ the trainer's position is a sequence index, so a batch is a pure function of the
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-INDEX = "index.json"
+from gptlab.console import log, progress_task
+from gptlab.data.documents import read_shards, shard_paths
+from gptlab.manifest import (
+    atomic_path,
+    atomic_write_json,
+    file_checksum,
+    is_complete,
+    read_manifest,
+    stage_key,
+    write_manifest,
+)
+from gptlab.pack.config import PackConfig
+from gptlab.pack.packed import INDEX, PackedData  # noqa: F401  (re-exported)
+from gptlab.schema import ConfigError, section_dict
+from gptlab.tokenizer import eos_id, load_tokenizer
 
 
 def _encode_docs(tok, texts: list[str], eos: int, batch: int = 512, advance=None) -> list[np.ndarray]:
@@ -38,7 +51,6 @@ def _parse_mixture(items: list[str]) -> dict[str, float]:
 def mixture_epochs(pcfg, groups: dict[str, int]) -> dict[str, float]:
     """Epochs per source from ``pack.epochs`` or ``pack.weights``; ``groups`` maps each source
     to its token count. Weights are shares of the packed stream, as in GPT-3's mixture table."""
-    from gptlab.fields import ConfigError
     if pcfg.weights:
         w = _parse_mixture(pcfg.weights)
         missing = sorted(set(groups) - set(w))
@@ -59,18 +71,11 @@ def _sample(rng: np.random.Generator, members: list[int], epochs: float) -> list
     return members * full + chosen
 
 
-def run_pack(cfg, curate_dir: str | Path, tokenizer_dir: str | Path, out_dir: str | Path) -> dict:
+def run_pack(pcfg: PackConfig, curate_dir: str | Path, tokenizer_dir: str | Path, out_dir: str | Path) -> dict:
     """`gptlab data pack`: mixture → token shards + index + unigram counts, byte-identical per input."""
-    from gptlab.config import to_dict
-    from gptlab.console import log, progress_task
-    from gptlab.data.documents import read_shards, shard_paths
-    from gptlab.manifest import (atomic_path, atomic_write_json, file_checksum, is_complete, read_manifest,
-                                 stage_key, write_manifest)
-    from gptlab.tokenizer import eos_id, load_tokenizer
 
     out = Path(out_dir)
-    pcfg = cfg.pack
-    key = stage_key({"pack": to_dict(pcfg)}, upstream=[curate_dir, tokenizer_dir])
+    key = stage_key({"pack": section_dict(pcfg)}, upstream=[curate_dir, tokenizer_dir])
     if is_complete(out, key):
         log(f"pack: complete, skipping ({out})")
         return read_manifest(out)["summary"]
@@ -131,40 +136,6 @@ def run_pack(cfg, curate_dir: str | Path, tokenizer_dir: str | Path, out_dir: st
     outputs.append(INDEX)
     summary = {k: index[k] for k in ("seq_len", "n_sequences", "n_tokens", "vocab_size", "docs", "packed_docs", "mixture")}
     summary["bytes_per_token"] = round(sum(d.nbytes for d in docs) / max(1, sum(map(len, ids))), 3)
-    write_manifest(out, stage="pack", key=key, outputs=outputs, config=to_dict(cfg), summary=summary)
+    write_manifest(out, stage="pack", key=key, outputs=outputs, config={"pack": section_dict(pcfg)}, summary=summary)
     log(f"pack: {n_seq} sequences × {T1} tokens ({summary['bytes_per_token']} bytes/token) → {out}")
     return summary
-
-
-class PackedData:
-    """Read-only view of a packed folder: sequence i → (shard, offset), via memmap."""
-
-    def __init__(self, folder: str | Path):
-        self.folder = Path(folder)
-        p = self.folder / INDEX
-        if not p.exists():
-            raise FileNotFoundError(f"{self.folder}: no {INDEX} (run `gptlab data pack`)")
-        self.index = json.loads(p.read_text())
-        self.seq_len = self.index["seq_len"]
-        self.n_sequences = self.index["n_sequences"]
-        self.vocab_size = self.index["vocab_size"]
-        dtype = np.dtype(self.index["dtype"])
-        self._shards = [np.memmap(self.folder / s["file"], dtype=dtype, mode="r").reshape(-1, self.seq_len + 1)
-                        for s in self.index["shards"]]
-        self._starts = np.array([s["first_sequence"] for s in self.index["shards"]])
-
-    def __len__(self) -> int:
-        return self.n_sequences
-
-    def sequences(self, indices: np.ndarray) -> np.ndarray:
-        """Rows for global sequence indices, as int64 [len(indices), seq_len + 1]."""
-        indices = np.asarray(indices, dtype=np.int64)
-        shard = np.searchsorted(self._starts, indices, side="right") - 1
-        out = np.empty((len(indices), self.seq_len + 1), dtype=np.int64)
-        for s in np.unique(shard):
-            sel = shard == s
-            out[sel] = self._shards[s][indices[sel] - self._starts[s]]
-        return out
-
-    def unigram_counts(self) -> np.ndarray:
-        return np.load(self.folder / "unigram.npy", allow_pickle=False)

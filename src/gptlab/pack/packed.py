@@ -1,0 +1,43 @@
+"""Read a packed folder: sequence i → (shard, offset), through memmap. Train and eval use it."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+INDEX = "index.json"
+
+
+class PackedData:
+    """Read-only view of a packed folder: sequence i → (shard, offset), via memmap."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        p = self.folder / INDEX
+        if not p.exists():
+            raise FileNotFoundError(f"{self.folder}: no {INDEX} (run `gptlab data pack`)")
+        self.index = json.loads(p.read_text())
+        self.seq_len = self.index["seq_len"]
+        self.n_sequences = self.index["n_sequences"]
+        self.vocab_size = self.index["vocab_size"]
+        dtype = np.dtype(self.index["dtype"])
+        self._shards = [np.memmap(self.folder / s["file"], dtype=dtype, mode="r").reshape(-1, self.seq_len + 1)
+                        for s in self.index["shards"]]
+        self._starts = np.array([s["first_sequence"] for s in self.index["shards"]])
+
+    def __len__(self) -> int:
+        return self.n_sequences
+
+    def sequences(self, indices: np.ndarray) -> np.ndarray:
+        """Rows for global sequence indices, as int64 [len(indices), seq_len + 1]."""
+        indices = np.asarray(indices, dtype=np.int64)
+        shard = np.searchsorted(self._starts, indices, side="right") - 1
+        out = np.empty((len(indices), self.seq_len + 1), dtype=np.int64)
+        for s in np.unique(shard):
+            sel = shard == s
+            out[sel] = self._shards[s][indices[sel] - self._starts[s]]
+        return out
+
+    def unigram_counts(self) -> np.ndarray:
+        return np.load(self.folder / "unigram.npy", allow_pickle=False)
