@@ -21,7 +21,9 @@ venv: $(VENV)/.installed
 demo: venv
 	$(VENV)/bin/gptlab demo --size $(DEMO_SIZE) --out $(DEMO_OUT)
 
+# ruff first: imports at the top (PLC0415), sorted, no unused names. Then the whole suite.
 test: venv
+	$(PY) -m ruff check src tests bench
 	$(PY) -m pytest -q tests
 
 # Each benchmark prints ratios against a baseline run side by side in the same invocation.

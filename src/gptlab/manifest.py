@@ -19,6 +19,8 @@ from typing import Any, Iterator
 
 import xxhash
 
+from gptlab.errors import UserError
+
 MANIFEST = "manifest.json"
 
 # The resolved config of the whole run, when a caller (the CLI, the demo chain) knows it. A stage
@@ -126,13 +128,83 @@ def invalidate(stage_dir: str | Path) -> None:
         p.unlink()
 
 
-def stage_key(config: dict[str, Any], upstream: list[str | Path] = ()) -> str:
-    """A stage's input key: its config plus the output checksums of the stages it reads."""
+def stage_key(config: dict[str, Any], upstream: list[str | Path] = (), files: list[str | Path] = ()) -> str:
+    """A stage's input key: its config, the output checksums of the stages it reads, and the
+    content (not the path) of any other input files."""
     h = xxhash.xxh3_128()
     h.update(json.dumps(config, sort_keys=True, default=str).encode())
+    for f in files:
+        h.update(file_checksum(f).encode())
     for up in upstream:
         m = read_manifest(up)
         if m is None or not m.get("complete"):
             raise FileNotFoundError(f"{up}: upstream stage is not complete (run it first)")
         h.update(json.dumps(m.get("outputs", {}), sort_keys=True).encode())
     return h.hexdigest()
+
+
+# ----------------------------------------------------------------------------- the stage routine
+
+MARKER = ".gptlab-stage"
+
+
+class Stage:
+    """The one way to be a stage: own a folder, skip when done, record completion last.
+
+        with Stage(out, "pack", key, force=force) as st:
+            if st.complete:
+                return st.summary
+            ...write outputs atomically under ``st.dir``...
+            return st.done(outputs, summary, config={"pack": ...})
+
+    On entry it refuses a folder that holds another stage's manifest, or files that no gptlab
+    stage wrote (unless ``force``); it marks the folder as this stage's, and removes a stale
+    manifest whose key no longer matches, so a stage killed while rewriting never reads as
+    complete. ``done`` writes the manifest last. An exception leaves partial work in place
+    for the stage's own resume logic.
+    """
+
+    def __init__(self, out: str | Path, name: str, key: str, *, force: bool = False):
+        self.dir, self.name, self.key, self.force = Path(out), name, key, force
+        self.complete = False
+        self.summary: dict[str, Any] = {}
+
+    def __enter__(self) -> Stage:
+        self._claim()
+        ok, _ = verify(self.dir, self.key)
+        if ok:
+            self.complete = True
+            self.summary = read_manifest(self.dir).get("summary", {})
+        else:
+            invalidate(self.dir)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def _claim(self) -> None:
+        d = self.dir
+        if d.exists() and not d.is_dir():
+            raise UserError(f"{d}: exists and is not a folder")
+        m = read_manifest(d) if d.is_dir() else None
+        owner = (m or {}).get("stage")
+        if owner is None and (d / MARKER).is_file():
+            owner = (d / MARKER).read_text().strip() or None
+        if owner is not None and owner != self.name and not self.force:
+            raise UserError(f"{d}: holds the output of the {owner} stage, not {self.name}; "
+                            f"choose another folder (or pass --force to replace it)")
+        if owner is None and d.is_dir() and any(d.iterdir()) and not self.force:
+            raise UserError(f"{d}: is not empty and was not made by gptlab; choose an empty or new folder "
+                            f"(or pass --force to write into it)")
+        d.mkdir(parents=True, exist_ok=True)
+        if owner != self.name:
+            atomic_write(d / MARKER, self.name + "\n")
+
+    def done(self, outputs: list[str], summary: dict[str, Any] | None = None,
+             config: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Record the stage as complete: outputs (relative paths) with checksums, the summary,
+        and the resolved config. Returns the summary."""
+        write_manifest(self.dir, stage=self.name, key=self.key, outputs=outputs, config=config, summary=summary)
+        self.complete = True
+        self.summary = summary or {}
+        return self.summary
