@@ -9,3 +9,8 @@ class UserError(Exception):
 
 class ConfigError(UserError, ValueError):
     """A config problem, phrased as one line that names the offending key."""
+
+
+class InputError(UserError, ValueError):
+    """An input (a file, a row, a request) that gptlab cannot use, phrased as one line that
+    names it. A ValueError too, for library callers that catch those."""

@@ -12,6 +12,7 @@ import random
 from pathlib import Path
 
 from gptlab.data.documents import read_shards, shard_paths
+from gptlab.errors import InputError
 from gptlab.manifest import atomic_write
 
 
@@ -30,7 +31,7 @@ def cloze_rows(texts: list[str], n_rows: int, query_words: int = 12, answer_word
     rng.shuffle(spans)
     spans = spans[:n_rows]
     if len(spans) < n_choices:
-        raise ValueError(f"{len(spans)} usable passages; a {n_choices}-way cloze task needs at least {n_choices}")
+        raise InputError(f"{len(spans)} usable passages; a {n_choices}-way cloze task needs at least {n_choices}")
     mc, gen = [], []
     for i, (query, answer) in enumerate(spans):
         others = [a for j, (_, a) in enumerate(spans) if j != i and a != answer]

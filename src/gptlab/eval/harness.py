@@ -28,6 +28,7 @@ from lm_eval.api.registry import register_model
 
 from gptlab.api import load_model
 from gptlab.console import log
+from gptlab.errors import InputError
 from gptlab.eval.generate import Sampling, cut_at_stop, generate_ids
 from gptlab.eval.scoring import encode, eos_token_id, loglikelihood
 from gptlab.eval.tasks import BETWEEN_EXAMPLES, QUERY_ANSWER, Task, load_task
@@ -56,7 +57,7 @@ class GptlabLM(LM):
         if model is None:
             where = path or checkpoint
             if where is None:
-                raise ValueError("--model gptlab needs model_args path=CHECKPOINT")
+                raise InputError("--model gptlab needs model_args path=CHECKPOINT")
             model, ckpt = load_model(where, return_path=True, device=str(self._device))
             tokenizer = load_tokenizer(ckpt)
         self.model, self.tokenizer = model.eval(), tokenizer
@@ -110,7 +111,7 @@ class GptlabLM(LM):
                 until.append(eos_text)
             max_new = _int_or(kwargs.get("max_gen_toks", kwargs.get("max_new_tokens")), self.max_gen_toks)
             if max_new >= self.max_length:
-                raise ValueError(f"max_gen_toks {max_new} must be below the context of {self.max_length}")
+                raise InputError(f"max_gen_toks {max_new} must be below the context of {self.max_length}")
             ids = ([self.eot] if self.eot is not None else []) + self._encode(context)
             ids = ids[-(self.max_length - max_new):]          # keep room for the answer, as hf does
             temperature = float(kwargs.get("temperature", 0.0) or 0.0)

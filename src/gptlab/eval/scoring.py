@@ -25,6 +25,8 @@ from typing import Any, Iterable, Sequence
 import torch
 import torch.nn.functional as F
 
+from gptlab.errors import InputError
+
 EOS_TEXT = "<|endoftext|>"
 
 
@@ -47,7 +49,7 @@ def context_length(model: Any) -> int:
         n = getattr(cfg, name, None)
         if isinstance(n, int) and n > 0:
             return n
-    raise ValueError("cannot tell the model's context length from its config")
+    raise InputError("cannot tell the model's context length from its config")
 
 
 def model_device(model: Any) -> torch.device:
@@ -78,12 +80,12 @@ def loglikelihood(model: Any, tokenizer: Any, requests: Sequence[tuple[str, str]
     for i, (context, continuation) in enumerate(requests):
         ctx, cont = split_encode(tokenizer, context, continuation)
         if not cont:
-            raise ValueError(f"request {i}: the continuation is empty")
+            raise InputError(f"request {i}: the continuation is empty")
         if len(cont) > max_len:
-            raise ValueError(f"request {i}: continuation of {len(cont)} tokens exceeds the context of {max_len}")
+            raise InputError(f"request {i}: continuation of {len(cont)} tokens exceeds the context of {max_len}")
         seq = ([eos] if eos is not None else []) + ctx + cont
         if len(seq) < 2:
-            raise ValueError(f"request {i}: needs a context (the tokenizer has no end-of-text token)")
+            raise InputError(f"request {i}: needs a context (the tokenizer has no end-of-text token)")
         seq = seq[-(max_len + 1):]
         jobs.append((seq[:-1], cont))
 
