@@ -203,6 +203,8 @@ def estimate(s: Shape, layout: Layout, gpu: Accelerator, settings: Settings) -> 
     notes = []
     if microbatches < 1 or abs(microbatches - round(microbatches)) > 1e-9:
         notes.append(f"global batch {settings.global_batch} is not a multiple of dp×micro-batch = {d * b}")
+    if s.n_layer % p:
+        notes.append(f"{s.n_layer} layers do not split evenly over {p} pipeline stages")
     if p > 1 and microbatches < p:
         notes.append(f"{microbatches:g} micro-batches cannot fill {p} pipeline stages")
     return Estimate(
@@ -240,9 +242,10 @@ def candidate_layouts(s: Shape, n_gpus: int, gpu: Accelerator) -> list[Layout]:
 
 
 def rank(e: Estimate) -> tuple:
-    """Order among layouts that fit: no recompute needed first, then the least model parallelism
-    (less communication, no bubble), then the lighter data-parallel sharding, then memory."""
-    return (not e.fits, e.tp * e.pp, {"ddp": 0, "zero1": 1, "fsdp": 2}[e.shard], e.pp,
+    """Order among layouts that fit: no recompute needed first, then those the global batch divides
+    evenly, then the least model parallelism (less communication, no bubble), then the lighter
+    data-parallel sharding, then memory."""
+    return (not e.fits, bool(e.notes), e.tp * e.pp, {"ddp": 0, "zero1": 1, "fsdp": 2}[e.shard], e.pp,
             e.total if e.fits else e.total_checkpointed)
 
 

@@ -81,6 +81,8 @@ def make_plan(i: Inputs) -> Plan:
     sched = schedule(comp, i.gpu, i.n_gpus, i.mfu, i.mfu_source, i.goodput, i.usd_per_gpu_hour, recompute)
     toks = token_plan(i.tokens, i.settings.global_batch, i.shape.seq, i.corpus_tokens, i.corpus_source)
     notes = list(i.notes)
+    if best is not None:
+        notes += [f"{best.layout}: {n}" for n in best.notes]
     if best is None:
         notes.append(f"no layout fits {i.n_gpus} × {i.gpu.name} ({i.gpu.memory / GB:.0f} GB), even with "
                      f"activation checkpointing: add GPUs, shrink the micro-batch, or pick a larger GPU")
