@@ -87,6 +87,7 @@ def test_config_file_and_defaults(tmp_path):
     (("--micro-batch", "0"), "--micro-batch"),
     (("--head-dim", "x"), "--head-dim"),
     (("--mfu", "0.4", "--tflops-per-gpu", "150"), "--tflops-per-gpu"),
+    (("--tflops-per-gpu", "400"), "--tflops-per-gpu"),                # above an A100's 312 peak
     (("--published", "gpt4"), "--published"),
     (("--corpus-tokens", "lots"), "--corpus-tokens"),
     (("--mfu-from", "/nonexistent/bench.json"), "--mfu-from"),
@@ -119,6 +120,10 @@ def test_bad_tokens_and_bench_files(tmp_path):
     keyless.write_text(json.dumps({"tokens_per_s": 5}))
     with pytest.raises(UserError, match='--mfu-from.*"mfu"'):
         cmd_plan(parse("model.preset=gpt3-125m", "--tokens", "1B", "--mfu-from", str(keyless)))
+    bad_peak = tmp_path / "bad_peak.json"
+    bad_peak.write_text(json.dumps({"tokens_per_s": 5, "flops_per_token": 1e9, "peak_tflops": "fast"}))
+    with pytest.raises(UserError, match="--mfu-from.*peak_tflops"):
+        cmd_plan(parse("model.preset=gpt3-125m", "--tokens", "1B", "--mfu-from", str(bad_peak)))
     pct = tmp_path / "pct.json"
     pct.write_text(json.dumps({"mfu": 41}))
     with pytest.raises(UserError, match="0.41 for 41 %"):

@@ -110,11 +110,12 @@ def mfu_from_json(path: str) -> tuple[float, str]:
         raise UserError(f"{flag}: {path} must hold a JSON object")
     if "mfu" in data:
         return _fraction(data["mfu"], f"{flag} {path}: mfu"), f"measured, {path}"
-    peak = data.get("peak_flops") or (data.get("peak_tflops") and float(data["peak_tflops"]) * 1e12)
-    if "tokens_per_s" in data and "flops_per_token" in data and peak:
+    has_peak = "peak_flops" in data or "peak_tflops" in data
+    if "tokens_per_s" in data and "flops_per_token" in data and has_peak:
+        peak = (_number(data["peak_flops"], f"{flag} {path}: peak_flops") if "peak_flops" in data
+                else _number(data["peak_tflops"], f"{flag} {path}: peak_tflops") * 1e12)
         mfu = (_number(data["tokens_per_s"], f"{flag} {path}: tokens_per_s")
-               * _number(data["flops_per_token"], f"{flag} {path}: flops_per_token")
-               / _number(peak, f"{flag} {path}: peak_flops"))
+               * _number(data["flops_per_token"], f"{flag} {path}: flops_per_token") / peak)
         return _fraction(mfu, f"{flag} {path}: tokens_per_s·flops_per_token/peak_flops"), f"measured, {path}"
     raise UserError(f'{flag}: {path} has no "mfu" key (nor "tokens_per_s", "flops_per_token" and "peak_flops")')
 
@@ -130,8 +131,10 @@ def _resolve_mfu(args, gpu: Accelerator, pub: Published | None) -> tuple[float, 
         return mfu_from_json(args.mfu_from)
     if args.tflops_per_gpu is not None:
         tf = _number(args.tflops_per_gpu, "--tflops-per-gpu")
-        return _fraction(mfu_from_tflops(tf, gpu), "--tflops-per-gpu (÷ peak)"), \
-            f"{tf:g} TFLOP/s ÷ {gpu.peak_bf16 / 1e12:g} peak"
+        if tf * 1e12 > gpu.peak_bf16:
+            raise UserError(f"--tflops-per-gpu: {tf:g} is above the {gpu.name}'s dense bf16 peak of "
+                            f"{gpu.peak_bf16 / 1e12:g} TFLOP/s")
+        return mfu_from_tflops(tf, gpu), f"{tf:g} TFLOP/s ÷ {gpu.peak_bf16 / 1e12:g} peak"
     if pub is not None and pub.mfu is not None:
         return pub.mfu, f"published, {pub.name}"
     if pub is not None and pub.tflops_per_gpu is not None:
