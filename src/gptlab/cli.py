@@ -27,6 +27,7 @@ from gptlab.interop import export_hf, import_hf
 from gptlab.manifest import recording
 from gptlab.pack.build import run_pack
 from gptlab.pipeline import demo_preset, demo_sizes, run_all
+from gptlab.plan.command import add_plan_parser
 from gptlab.report import write_report
 from gptlab.sources.harvest import run_harvest
 from gptlab.tokenizer import run_tokenizer
@@ -269,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_interop(sub)
     _add_advise(sub)
     _add_generate(sub)
+    add_plan_parser(sub)
     return ap
 
 
