@@ -39,13 +39,20 @@ def log(msg: str, level: int | None = None) -> None:
     if m:
         msg = msg[m.end():]
         level = level if level is not None else _LEVELS.get(m.group(1))
+    if not logger.handlers:
+        setup_logging(None)  # nobody configured the gptlab logger: show lines as the CLI does
     logger.log(level if level is not None else logging.INFO, msg)
 
 
-def setup_logging(level: int = logging.INFO) -> None:
-    """Show gptlab's log lines on stderr through rich (the CLI calls this; a library user
-    may configure logging their own way instead). Calling it again only changes the level."""
-    logger.setLevel(level)
+def setup_logging(level: int | None = logging.INFO) -> None:
+    """Show gptlab's log lines on stderr through rich, above any progress bar. The CLI calls
+    this; ``log`` calls it on first use when the ``gptlab`` logger has no handler yet, so a
+    library user who attaches their own handler first (or sets a level) keeps their choice.
+    ``level=None`` keeps a level already set (INFO otherwise)."""
+    if level is not None:
+        logger.setLevel(level)
+    elif logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
     if not any(getattr(h, "_gptlab", False) for h in logger.handlers):
         handler = RichHandler(console=console, show_path=False, markup=False, rich_tracebacks=False,
                               log_time_format="%H:%M:%S")
