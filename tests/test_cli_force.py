@@ -126,3 +126,13 @@ def test_demo_accepts_an_older_run_folder(tmp_path):
     (run / "report.html").write_text("<html></html>")
     _claim_run(run, force=False)
     assert owner_of(run) == RUN
+
+
+def test_demo_refuses_a_stage_folder(tmp_path, capsys):
+    ev = tmp_path / "eval"
+    (ev / "tasks").mkdir(parents=True)
+    (ev / "tasks" / "manifest.json").write_text(json.dumps({"stage": "eval-tasks", "complete": True}))
+    (ev / "eval.json").write_text("{}")
+    (ev / MARKER).write_text("eval\n")
+    _refused(["demo", "--size", "tiny", "--out", str(ev)], capsys, ev, "eval stage")
+    assert owner_of(ev) == "eval"

@@ -47,8 +47,11 @@ def run_all(cfg: RunConfig, out_dir: str | Path, workers: int = 2, *, force: boo
 
 def _is_run(run: Path) -> bool:
     """A gptlab run folder: marked as one, or (an older run) with a config.toml gptlab can read
-    or a stage subfolder with a manifest."""
-    if owner_of(run) == RUN or any(read_manifest(d) for d in run.iterdir() if d.is_dir()):
+    or a stage subfolder with a manifest. A stage's own folder is not a run."""
+    owner = owner_of(run)
+    if owner is not None:
+        return owner == RUN
+    if any(read_manifest(d) for d in run.iterdir() if d.is_dir()):
         return True
     try:
         sections = tomllib.loads((run / "config.toml").read_text(encoding="utf-8"))
@@ -58,6 +61,8 @@ def _is_run(run: Path) -> bool:
 
 
 def _claim_run(run: Path, force: bool) -> None:
+    """Refuse a non-empty folder that is not a gptlab run (unless ``force``); mark it as a run,
+    so that no stage mistakes it for its own folder."""
     if run.exists() and not run.is_dir():
         raise UserError(f"{run}: exists and is not a folder; choose a folder for the run")
     if run.is_dir() and any(run.iterdir()) and not _is_run(run) and not force:
