@@ -41,6 +41,13 @@ def _config(args, fragments=()):
     return cfg
 
 
+FORCE_HELP = "write into a non-empty folder gptlab did not make, or replace another stage's output"
+
+
+def _add_force(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="TOML config file (see configs/)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. train.lr=3e-4")
@@ -48,17 +55,17 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 def cmd_demo(args) -> None:
     cfg = _config(args, [demo_preset(args.size)])
-    report = run_all(cfg, args.out, workers=args.workers)
+    report = run_all(cfg, args.out, workers=args.workers, force=args.force)
     print(report)
 
 
 def cmd_harvest(args) -> None:
-    run_harvest(_config(args).data, args.out, workers=args.workers)
+    run_harvest(_config(args).data, args.out, workers=args.workers, force=args.force)
 
 
 def cmd_curate(args) -> None:
     run_curate(_config(args).data, args.input, args.out, workers=args.workers, recipe=args.recipe,
-               executor=args.executor)
+               executor=args.executor, force=args.force)
 
 
 def cmd_classifier_train(args) -> None:
@@ -66,16 +73,16 @@ def cmd_classifier_train(args) -> None:
 
 
 def cmd_pack(args) -> None:
-    run_pack(_config(args).pack, args.input, args.tokenizer, args.out)
+    run_pack(_config(args).pack, args.input, args.tokenizer, args.out, force=args.force)
 
 
 def cmd_tokenizer_train(args) -> None:
-    run_tokenizer(_config(args).tokenizer, args.input, args.out)
+    run_tokenizer(_config(args).tokenizer, args.input, args.out, force=args.force)
 
 
 def cmd_train(args) -> None:
     cfg = _config(args)
-    run_train(cfg.model, cfg.train, cfg.stability, args.data, args.out, resume=args.resume)
+    run_train(cfg.model, cfg.train, cfg.stability, args.data, args.out, resume=args.resume, force=args.force)
 
 
 def cmd_eval(args) -> None:
@@ -84,17 +91,18 @@ def cmd_eval(args) -> None:
         cfg.eval.device = args.device
     device = str(resolve_device(cfg.eval.device, key="--device"))
     e = cfg.eval
+    if not (args.heldout or args.tasks or args.harness):
+        raise UserError("gptlab eval needs --heldout (bits-per-byte), --tasks FILE... or --harness TASKS")
+    if args.heldout:
+        run_eval(e, args.heldout, args.checkpoint, args.pack, args.out, force=args.force)
     if args.tasks:
         run_tasks(args.checkpoint, args.tasks.split(","), args.out, e.num_fewshot, e.fewshot_seed, args.fewshot_pool,
-                  e.batch_size, e.max_new_tokens, device=device)
+                  e.batch_size, e.max_new_tokens, device=device, force=args.force)
+    # The harness writes OUT/harness/ last: bpb and tasks first claim OUT and OUT/tasks as stages.
     if args.harness:
         from gptlab.eval.harness import run_harness  # noqa: PLC0415  (optional extra lm-eval, seconds to import)
         run_harness(args.harness.split(","), args.checkpoint, args.out, args.include_path,
                     e.num_fewshot or None, args.limit, e.batch_size, device, log_samples=args.log_samples)
-    if args.heldout:
-        run_eval(e, args.heldout, args.checkpoint, args.pack, args.out)
-    elif not (args.tasks or args.harness):
-        raise UserError("gptlab eval needs --heldout (bits-per-byte), --tasks FILE... or --harness TASKS")
 
 
 def cmd_report(args) -> None:
@@ -127,7 +135,8 @@ def cmd_advise(args) -> None:
         bakeoff_command(args.train, args.test, args.task, args.model, args.out, args.json, args.answers,
                         answers_from_args(args), small_model=args.small_model, shots=args.shots, max_chars=args.max_chars, seed=args.seed,
                         usd_per_hour=args.usd_per_hour, usd_per_1k_tokens=args.usd_per_1k_tokens,
-                        finetune_steps=args.finetune_steps, device=args.device, hybrid=args.hybrid)
+                        finetune_steps=args.finetune_steps, device=args.device, hybrid=args.hybrid,
+                        force=args.force)
     else:
         advise_command(args.answers, answers_from_args(args), args.interactive, args.json, args.out, args.flow)
 
@@ -161,6 +170,7 @@ def _add_advise(sub) -> None:
     b.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu", help="where the LM arms run")
     b.add_argument("--answers", help="YAML file of answers about constraints (latency, budget...)")
     b.add_argument("--json", action="store_true", help="print the whole report as JSON")
+    _add_force(b)
     # The bake-off measures these itself; the task kind can still come from --answers.
     add_answer_arguments(b, exclude=("task", "labels") + MEASURED)
 
@@ -199,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", choices=demo_sizes(), default="small")
     p.add_argument("--workers", type=int, default=2)
     _add_common(p)
+    _add_force(p)
     p.set_defaults(fn=cmd_demo)
 
     data = sub.add_parser("data", help="data stages").add_subparsers(dest="data_command", required=True)
@@ -206,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--workers", type=int, default=2)
     _add_common(p)
+    _add_force(p)
     p.set_defaults(fn=cmd_harvest)
     p = data.add_parser("curate", help="run a curation recipe: filter, dedup and split documents")
     p.add_argument("--input", required=True, nargs="+",
@@ -216,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--executor", choices=("local", "ray"), help="local process pool or Ray (RAY_ADDRESS)")
     p.add_argument("--workers", type=int, default=2)
     _add_common(p)
+    _add_force(p)
     p.set_defaults(fn=cmd_curate)
     clf = data.add_parser("classifier", help="GPT-3's quality classifier").add_subparsers(
         dest="classifier_command", required=True)
@@ -231,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokenizer", required=True, help="a tokenizer folder")
     p.add_argument("--out", required=True)
     _add_common(p)
+    _add_force(p)
     p.set_defaults(fn=cmd_pack)
 
     tok = sub.add_parser("tokenizer", help="tokenizer stages").add_subparsers(dest="tok_command", required=True)
@@ -238,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, help="a curate folder")
     p.add_argument("--out", required=True)
     _add_common(p)
+    _add_force(p)
     p.set_defaults(fn=cmd_tokenizer_train)
 
     p = sub.add_parser("train", help="train a model on packed data")
@@ -245,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint that verifies")
     _add_common(p)
+    _add_force(p)
     p.set_defaults(fn=cmd_train)
 
     p = sub.add_parser("eval", help="held-out bits-per-byte per domain, local tasks, lm-eval tasks")
@@ -260,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-samples", action="store_true", help="lm-eval: keep per-row requests and answers")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where the model runs (default: eval.device)")
     _add_common(p)
+    _add_force(p)
     p.set_defaults(fn=cmd_eval)
 
     p = sub.add_parser("report", help="write report.html for a run folder")

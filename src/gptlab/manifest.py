@@ -19,6 +19,7 @@ from typing import Any, Iterator
 
 import xxhash
 
+from gptlab.console import log
 from gptlab.errors import UserError
 
 MANIFEST = "manifest.json"
@@ -146,6 +147,28 @@ def stage_key(config: dict[str, Any], upstream: list[str | Path] = (), files: li
 # ----------------------------------------------------------------------------- the stage routine
 
 MARKER = ".gptlab-stage"
+RUN = "run"   # the owner a run folder's marker names (`gptlab demo`): its stages live in subfolders
+
+
+def owner_of(folder: str | Path) -> str | None:
+    """The gptlab stage that wrote ``folder`` (its manifest, else its marker), or None."""
+    d = Path(folder)
+    if not d.is_dir():
+        return None
+    m = read_manifest(d)
+    if m is not None and m.get("stage"):
+        return m["stage"]
+    marker = d / MARKER
+    if marker.is_file():
+        return marker.read_text().strip() or None
+    return None
+
+
+def _foreign(d: Path) -> list[Path]:
+    """Entries of ``d`` that no gptlab stage wrote. A nested stage folder (eval keeps its
+    tasks in ``tasks/``) is gptlab's; a run folder is not a stage's to write into."""
+    return [e for e in sorted(d.iterdir())
+            if e.name != MARKER and not (e.is_dir() and owner_of(e) not in (None, RUN))]
 
 
 class Stage:
@@ -157,16 +180,21 @@ class Stage:
             ...write outputs atomically under ``st.dir``...
             return st.done(outputs, summary, config={"pack": ...})
 
-    On entry it refuses a folder that holds another stage's manifest, or files that no gptlab
-    stage wrote (unless ``force``); it marks the folder as this stage's, and removes a stale
-    manifest whose key no longer matches, so a stage killed while rewriting never reads as
-    complete. ``done`` writes the manifest last. An exception leaves partial work in place
-    for the stage's own resume logic.
+    On entry it refuses a folder that holds another stage's manifest (or a run folder), or
+    files that no gptlab stage wrote, unless ``force``; it marks the folder as this stage's,
+    and removes a stale manifest whose key no longer matches, so a stage killed while
+    rewriting never reads as complete. ``done`` writes the manifest last. An exception
+    leaves partial work in place for the stage's own resume logic.
+
+    ``owned`` says whether everything already in the folder is this stage's own (it was
+    new, empty, or this stage's before): only then may the stage delete stale files in it.
+    After ``force`` into someone else's folder it is False, so nothing of theirs is deleted.
     """
 
     def __init__(self, out: str | Path, name: str, key: str, *, force: bool = False):
         self.dir, self.name, self.key, self.force = Path(out), name, key, force
         self.complete = False
+        self.owned = False
         self.summary: dict[str, Any] = {}
 
     def __enter__(self) -> Stage:
@@ -175,6 +203,7 @@ class Stage:
         if ok:
             self.complete = True
             self.summary = read_manifest(self.dir).get("summary", {})
+            log(f"{self.name}: complete, skipping ({self.dir})")
         else:
             invalidate(self.dir)
         return self
@@ -185,17 +214,20 @@ class Stage:
     def _claim(self) -> None:
         d = self.dir
         if d.exists() and not d.is_dir():
-            raise UserError(f"{d}: exists and is not a folder")
-        m = read_manifest(d) if d.is_dir() else None
-        owner = (m or {}).get("stage")
-        if owner is None and (d / MARKER).is_file():
-            owner = (d / MARKER).read_text().strip() or None
-        if owner is not None and owner != self.name and not self.force:
-            raise UserError(f"{d}: holds the output of the {owner} stage, not {self.name}; "
-                            f"choose another folder (or pass --force to replace it)")
-        if owner is None and d.is_dir() and any(d.iterdir()) and not self.force:
-            raise UserError(f"{d}: is not empty and was not made by gptlab; choose an empty or new folder "
-                            f"(or pass --force to write into it)")
+            raise UserError(f"{d}: exists and is not a folder; choose a folder for the {self.name} stage")
+        owner = owner_of(d)
+        foreign = _foreign(d) if d.is_dir() else []
+        if not self.force:
+            if owner == RUN:
+                raise UserError(f"{d}: is a gptlab run folder (its stages are subfolders); give the {self.name} "
+                                f"stage its own folder (or pass --force to write into it)")
+            if owner is not None and owner != self.name:
+                raise UserError(f"{d}: holds the output of the {owner} stage, not {self.name}; "
+                                f"choose another folder (or pass --force to replace it)")
+            if owner is None and foreign:
+                raise UserError(f"{d}: is not empty and was not made by gptlab ({foreign[0].name}); choose an "
+                                f"empty or new folder (or pass --force to write into it)")
+        self.owned = owner == self.name or (owner is None and not foreign)
         d.mkdir(parents=True, exist_ok=True)
         if owner != self.name:
             atomic_write(d / MARKER, self.name + "\n")

@@ -7,6 +7,7 @@ The demo sizes ship as package data (``gptlab/demos/<size>.toml``).
 from __future__ import annotations
 
 import tomllib
+from dataclasses import fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,9 @@ from typing import Any
 from gptlab.config import RunConfig, to_dict, to_toml
 from gptlab.console import log
 from gptlab.data.curate import run_curate
-from gptlab.errors import ConfigError
+from gptlab.errors import ConfigError, UserError
 from gptlab.eval.bpb import make_bpb_eval, run_eval
-from gptlab.manifest import atomic_write, recording
+from gptlab.manifest import MARKER, RUN, atomic_write, owner_of, read_manifest, recording
 from gptlab.pack.build import run_pack
 from gptlab.report import write_report
 from gptlab.sources.harvest import run_harvest
@@ -37,25 +38,55 @@ def demo_preset(size: str) -> dict[str, Any]:
     return tomllib.loads((DEMOS / f"{size}.toml").read_text(encoding="utf-8"))
 
 
-def run_all(cfg: RunConfig, out_dir: str | Path, workers: int = 2) -> Path:
-    """Every stage of the chain into ``out_dir``; returns the report's path."""
+def run_all(cfg: RunConfig, out_dir: str | Path, workers: int = 2, *, force: bool = False) -> Path:
+    """Every stage of the chain into ``out_dir``; returns the report's path. A non-empty folder
+    that is not a gptlab run is refused unless ``force`` (which is passed to every stage)."""
     with recording(to_dict(cfg)):
-        return _run_all(cfg, Path(out_dir), workers)
+        return _run_all(cfg, Path(out_dir), workers, force)
 
 
-def _run_all(cfg: RunConfig, run: Path, workers: int) -> Path:
+def _is_run(run: Path) -> bool:
+    """A gptlab run folder: marked as one, or (an older run) with a config.toml gptlab can read
+    or a stage subfolder with a manifest. A stage's own folder is not a run."""
+    owner = owner_of(run)
+    if owner is not None:
+        return owner == RUN
+    if any(read_manifest(d) for d in run.iterdir() if d.is_dir()):
+        return True
+    try:
+        sections = tomllib.loads((run / "config.toml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
+    return bool(sections) and set(sections) <= {f.name for f in fields(RunConfig)}
+
+
+def _claim_run(run: Path, force: bool) -> None:
+    """Refuse a non-empty folder that is not a gptlab run (unless ``force``); mark it as a run,
+    so that no stage mistakes it for its own folder."""
+    if run.exists() and not run.is_dir():
+        raise UserError(f"{run}: exists and is not a folder; choose a folder for the run")
+    if run.is_dir() and any(run.iterdir()) and not _is_run(run) and not force:
+        what = f"holds the output of the {owner_of(run)} stage" if owner_of(run) else "was not made by gptlab"
+        raise UserError(f"{run}: is not empty and is not a gptlab run ({what}); choose an empty or new "
+                        f"folder (or pass --force to write into it)")
     run.mkdir(parents=True, exist_ok=True)
+    if owner_of(run) != RUN:
+        atomic_write(run / MARKER, RUN + "\n")
+
+
+def _run_all(cfg: RunConfig, run: Path, workers: int, force: bool) -> Path:
+    _claim_run(run, force)
     atomic_write(run / "config.toml", to_toml(cfg))
-    run_harvest(cfg.data, run / "harvest", workers=workers)
-    run_curate(cfg.data, run / "harvest", run / "curate", workers=workers)
-    run_tokenizer(cfg.tokenizer, run / "curate", run / "tokenizer")
-    run_pack(cfg.pack, run / "curate", run / "tokenizer", run / "pack")
+    run_harvest(cfg.data, run / "harvest", workers=workers, force=force)
+    run_curate(cfg.data, run / "harvest", run / "curate", workers=workers, force=force)
+    run_tokenizer(cfg.tokenizer, run / "curate", run / "tokenizer", force=force)
+    run_pack(cfg.pack, run / "curate", run / "tokenizer", run / "pack", force=force)
     # Periodic held-out bpb during training (train.eval_every), logged to metrics and TensorBoard.
     eval_fn = (make_bpb_eval(run / "curate" / "heldout", run / "tokenizer", run / "pack", cfg.eval)
                if cfg.train.eval_every else None)
     run_train(cfg.model, cfg.train, cfg.stability, run / "pack", run / "train", resume=True,
-              tokenizer_file=run / "tokenizer" / "tokenizer.json", eval_fn=eval_fn)
-    run_eval(cfg.eval, run / "curate" / "heldout", run / "train", run / "pack", run / "eval")
+              tokenizer_file=run / "tokenizer" / "tokenizer.json", eval_fn=eval_fn, force=force)
+    run_eval(cfg.eval, run / "curate" / "heldout", run / "train", run / "pack", run / "eval", force=force)
     report = write_report(run)
     log(f"report: {report}")
     return report

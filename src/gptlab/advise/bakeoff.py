@@ -40,7 +40,7 @@ from gptlab.advise.labelled import read_examples
 from gptlab.advise.lm import load_lm, weight_files
 from gptlab.advise.stats import paired_difference
 from gptlab.console import log
-from gptlab.manifest import atomic_write, atomic_write_json, file_checksum, is_complete, stage_key, write_manifest
+from gptlab.manifest import Stage, atomic_write, atomic_write_json, file_checksum, stage_key
 from gptlab.schema import ConfigError, bounded, validate
 
 
@@ -138,7 +138,7 @@ def _checksums(paths: list[Path]) -> dict[str, str]:
 
 def run_bakeoff(train_path: str | Path, test_path: str | Path, settings: BakeoffSettings,
                 model_path: str | Path | None = None, out_dir: str | Path | None = None,
-                answers=None, small_model_path: str | Path | None = None) -> dict[str, Any]:
+                answers=None, small_model_path: str | Path | None = None, *, force: bool = False) -> dict[str, Any]:
     """Run every arm that applies, compare them, feed the numbers into the advisor, and write
     ``bakeoff.json``, ``report.md``, ``predictions.jsonl`` and a manifest into ``out_dir``.
 
@@ -149,16 +149,32 @@ def run_bakeoff(train_path: str | Path, test_path: str | Path, settings: Bakeoff
     validate(s, prefix="bakeoff.")
     train, test = read_examples(train_path, s.task), read_examples(test_path, s.task)
     answers = answers or Answers()
-    key = None
-    if out_dir is not None:
-        models = [m for m in (model_path, small_model_path) if m is not None]
-        key = stage_key({"settings": asdict(s), "answers": asdict(answers), "model": str(model_path),
-                         "small_model": str(small_model_path),
-                         "data": _checksums([Path(train_path), Path(test_path)]),
-                         "weights": [_checksums(weight_files(m)) for m in models]})
-        if is_complete(out_dir, key):
-            log(f"bakeoff: complete, skipping ({out_dir})")
-            return json.loads((Path(out_dir) / "bakeoff.json").read_text())
+    if out_dir is None:
+        return _bakeoff(train, test, train_path, test_path, s, model_path, answers, small_model_path)
+    models = [m for m in (model_path, small_model_path) if m is not None]
+    key = stage_key({"settings": asdict(s), "answers": asdict(answers), "model": str(model_path),
+                     "small_model": str(small_model_path),
+                     "data": _checksums([Path(train_path), Path(test_path)]),
+                     "weights": [_checksums(weight_files(m)) for m in models]})
+    with Stage(out_dir, "bakeoff", key, force=force) as st:
+        if st.complete:
+            return json.loads((st.dir / "bakeoff.json").read_text())
+        report = _bakeoff(train, test, train_path, test_path, s, model_path, answers, small_model_path)
+        atomic_write_json(st.dir / "bakeoff.json", report)
+        atomic_write(st.dir / "report.md", render_markdown(report))
+        rows = [{"index": i, "gold": e.y, **{a["name"]: a["predictions"][i] for a in report["arms"]}}
+                for i, e in enumerate(test)]
+        atomic_write(st.dir / "predictions.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        st.done(["bakeoff.json", "report.md", "predictions.jsonl"],
+                {"winner": report["comparison"]["winner"], "recommendation": report["advice"]["recommendation"]},
+                config={"settings": asdict(s)})
+    log(f"bakeoff: report → {st.dir / 'report.md'}")
+    return report
+
+
+def _bakeoff(train: list, test: list, train_path, test_path, s: BakeoffSettings, model_path, answers: Answers,
+             small_model_path) -> dict[str, Any]:
+    """The measurement itself: every arm, the comparison, the advice, as one report."""
     lm = load_lm(model_path, s.device) if model_path is not None else None
     small = load_lm(small_model_path, s.device) if small_model_path is not None else lm
 
@@ -204,15 +220,4 @@ def run_bakeoff(train_path: str | Path, test_path: str | Path, settings: Bakeoff
     for a in arms:
         log(f"bakeoff: {a['name']:<14} {_headline(a, s.task)}, {a['latency_ms_per_example']:.2f} ms/example")
     log(f"bakeoff: measured winner {comparison['winner']} → {advice.summary} (confidence {advice.confidence:.2f})")
-    if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out / "bakeoff.json", report)
-        atomic_write(out / "report.md", render_markdown(report))
-        rows = [{"index": i, "gold": e.y, **{a["name"]: a["predictions"][i] for a in arms}} for i, e in enumerate(test)]
-        atomic_write(out / "predictions.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-        write_manifest(out, stage="bakeoff", key=key, outputs=["bakeoff.json", "report.md", "predictions.jsonl"],
-                       config={"settings": asdict(s)},
-                       summary={"winner": comparison["winner"], "recommendation": advice.recommendation})
-        log(f"bakeoff: report → {out / 'report.md'}")
     return report

@@ -48,11 +48,11 @@ def advise_command(answers_file: str | None, flags: dict[str, Any], interactive:
 
 def bakeoff_command(train: str, test: str, task: str, model: str | None, out: str | None, as_json: bool,
                     answers_file: str | None, flags: dict[str, Any], small_model: str | None = None,
-                    **settings: Any) -> None:
+                    force: bool = False, **settings: Any) -> None:
 
     answers = collect_answers(answers_file, flags, interactive=False)
     report = run_bakeoff(train, test, BakeoffSettings(task=task, **settings), model_path=model, out_dir=out,
-                         answers=answers, small_model_path=small_model)
+                         answers=answers, small_model_path=small_model, force=force)
     if as_json:
         print(json.dumps(report, indent=2, default=str))
     else:

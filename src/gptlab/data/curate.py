@@ -31,15 +31,8 @@ from gptlab.data.executors import run_tasks
 from gptlab.data.readers import InputShard, Quarantined, discover, read_input, write_parquet
 from gptlab.data.recipe import load_recipe, segments
 from gptlab.data.steps import Normalize, StepParams
-from gptlab.manifest import (
-    atomic_path,
-    atomic_write,
-    atomic_write_json,
-    is_complete,
-    read_manifest,
-    stage_key,
-    write_manifest,
-)
+from gptlab.errors import UserError
+from gptlab.manifest import Stage, atomic_path, atomic_write, atomic_write_json, file_checksum, read_manifest, stage_key
 from gptlab.schema import section_dict
 
 # ----------------------------------------------------------------------------- accounting
@@ -271,17 +264,20 @@ def split_heldout(docs: list[tuple[str, str, str]], dcfg) -> set[str]:
 
 # ----------------------------------------------------------------------------- the stage
 
-def _input_fingerprint(inputs: list[str | Path], shards: list[InputShard]) -> tuple[dict, list[Path]]:
-    """Stage dirs with a manifest are identified by their outputs' checksums; other files by
-    name, size and modification time."""
+def _input_fingerprint(inputs: list[str | Path], shards: list[InputShard]) -> tuple[list, list[Path]]:
+    """Stage dirs with a manifest are identified by their outputs' checksums; other input files
+    by their content, plus the kind and source name the reader takes from the file name (they
+    become the documents' source and ids). Moving or touching a file does not redo the stage."""
     upstream = [Path(p) for p in inputs if (Path(p) / "manifest.json").exists()]
     files = []
     for s in shards:
         if any(Path(s.path).is_relative_to(u) for u in upstream):
             continue
-        st = Path(s.path).stat()
-        files.append([s.path, s.kind, st.st_size, st.st_mtime_ns])
-    return {"files": files}, upstream
+        p = Path(s.path)
+        content = ([[f.name, file_checksum(f)] for f in sorted(p.iterdir()) if f.is_file()] if p.is_dir()
+                   else file_checksum(p))
+        files.append([s.kind, s.source, content])
+    return files, upstream
 
 
 def _sample_docs(shards: list[InputShard], per_shard: int, max_bytes: int):
@@ -340,58 +336,94 @@ def _reduce(spec, keys_dir: Path, n_shards: int, work: Path, k: int) -> dict[str
     return stats
 
 
+# Files curate writes at the top of its folder; a rerun removes a previous run's (a smaller
+# rerun must not leave stale shards that the tokenizer would read with the new ones).
+OWN_OUTPUTS = ("train/train-*.jsonl.zst", "train/train-*.parquet", "heldout/heldout.jsonl.zst",
+               "dropped/seg*-dropped-*.jsonl.zst", "quarantine/seg*-quarantine-*.jsonl.zst")
+
+
 def run_curate(dcfg: DataConfig, harvest_dir: str | Path | list, out_dir: str | Path, workers: int = 2,
-               recipe: Any = None, executor: str | None = None) -> dict:
+               recipe: Any = None, executor: str | None = None, *, force: bool = False) -> dict:
     """Curate ``harvest_dir`` (a harvest folder, or any input paths) into ``out_dir``:
     ``train/*.jsonl.zst``, ``heldout/heldout.jsonl.zst``, ``quarantine/``, optionally
     ``dropped/``, and a manifest whose summary carries the funnel."""
-
-    out = Path(out_dir)
     inputs = list(harvest_dir) if isinstance(harvest_dir, (list, tuple)) else [harvest_dir]
     recipe = load_recipe(recipe if recipe is not None else dcfg.recipe)
     executor = executor or dcfg.executor
     shards = discover(inputs)
-    fingerprint, upstream = _input_fingerprint(inputs, shards)
+    files, upstream = _input_fingerprint(inputs, shards)
     data_cfg = {k: v for k, v in section_dict(dcfg).items() if k != "executor"}  # the executor never changes results
-    key = stage_key({"data": data_cfg, "recipe": recipe.to_dict(), "inputs": fingerprint}, upstream=upstream)
-    if is_complete(out, key):
-        log(f"curate: complete, skipping ({out})")
-        return read_manifest(out)["summary"]
+    key = stage_key({"data": data_cfg, "recipe": recipe.to_dict(), "inputs": files}, upstream=upstream)
+    with Stage(out_dir, "curate", key, force=force) as st:
+        if st.complete:
+            return st.summary
+        work = _prepare_work(st)
+        log(f"curate: recipe {recipe.name!r} ({len(recipe.steps)} steps), {len(shards)} input shards, "
+            f"executor {executor}")
+        model_dirs, classifier_info = _fit_classifiers(recipe, shards, st.dir, dcfg)
+        funnel = Funnel()
+        for spec in recipe.steps:  # every step shows in the funnel, even one that saw no document
+            funnel.step(spec.name)
+        final, dedup_stats = _run_segments(recipe, shards, work, model_dirs, dcfg, executor, workers, funnel)
+        outputs, split = _write_splits(st, final, dcfg, funnel)
+        outputs += _side_outputs(st.dir, work, bool(model_dirs))
+        counts = _reconcile(funnel, split["kept_docs"])
+        summary = _summarize(funnel, recipe, counts, split, upstream, executor, dedup_stats, classifier_info)
+        st.done(outputs, summary, config={"data": section_dict(dcfg)})
+    shutil.rmtree(work)
+    log(f"curate: {counts['in_docs']} in → {counts['kept_docs']} kept, {counts['dropped_docs']} dropped, "
+        f"{counts['quarantined_docs']} quarantined; {split['train_docs']} train / {split['heldout_docs']} "
+        f"held out → {st.dir}")
+    return summary
 
-    work = out / "work"
-    if (work / "key").exists() and (work / "key").read_text() != key:
+
+def _prepare_work(st: Stage) -> Path:
+    """The resumable work folder: kept while the stage key matches; restarted, with any
+    classifier trained for it, when the inputs or the recipe changed."""
+    out, work = st.dir, st.dir / "work"
+    if not st.owned:  # forced into a folder curate did not make: never delete what is there
+        for d in (work, out / "classifier"):
+            if d.exists():
+                raise UserError(f"{d}: exists and curate did not write it; curate keeps its work there "
+                                f"(move it away, or choose another --out)")
+    if (work / "key").exists() and (work / "key").read_text() != st.key:
         shutil.rmtree(work)  # inputs or recipe changed: partial results are stale
     if (out / "classifier").exists() and not (work / "key").exists():
         shutil.rmtree(out / "classifier")
     work.mkdir(parents=True, exist_ok=True)
-    atomic_write(work / "key", key)
-    log(f"curate: recipe {recipe.name!r} ({len(recipe.steps)} steps), {len(shards)} input shards, "
-        f"executor {executor}")
+    atomic_write(work / "key", st.key)
+    return work
 
-    model_dirs, classifier_info = _fit_classifiers(recipe, shards, out, dcfg)
-    funnel = Funnel()
-    for spec in recipe.steps:  # every step shows in the funnel, even one that saw no document
-        funnel.step(spec.name)
+
+def _segment_tasks(k: int, specs: tuple, prev_global, shards: list[InputShard], work: Path, want: list[int],
+                   model_dirs: dict[str, str], dcfg: DataConfig) -> list[SegmentTask]:
+    """Segment ``k`` over every shard: what each task reads, runs and writes."""
+    doc_specs, global_spec = specs
+    seg_dir, keys_dir = work / f"seg{k}", work / f"keys{k}"
+    keys_dir.mkdir(parents=True, exist_ok=True)
+    seg_dir.mkdir(parents=True, exist_ok=True)
+    return [SegmentTask(
+        k=k, shard=i, input=s if k == 0 else None,
+        prev_docs=str(work / f"seg{k - 1}" / f"{i:05d}.jsonl.zst") if k else None,
+        drops=str(work / f"drops{k - 1}-{i:05d}.npy") if k else None,
+        drop_step=prev_global.name if prev_global else None,
+        steps=doc_specs, global_step=global_spec, out_docs=str(seg_dir / f"{i:05d}.jsonl.zst"),
+        keys_dir=str(keys_dir) if global_spec else None, done=str(seg_dir / f"{i:05d}.done.json"),
+        model_dirs=model_dirs, keep_dropped=dcfg.keep_dropped, max_doc_bytes=dcfg.max_doc_bytes,
+        want=[g for g in want if g >> 32 == i]) for i, s in enumerate(shards)]
+
+
+def _run_segments(recipe, shards: list[InputShard], work: Path, model_dirs: dict[str, str], dcfg: DataConfig,
+                  executor: str, workers: int, funnel: Funnel) -> tuple[list[Path], dict[str, Any]]:
+    """Every segment over every shard, each dedup step's reduce between them. Returns the
+    final documents' shard files and each dedup step's stats with its sample clusters."""
     segs = segments(recipe)
     prev_global, dedup_stats = None, {}
     samples: dict[str, dict] = defaultdict(dict)  # dedup step → gidx → description
-    results: list[dict] = []
     for k, (doc_specs, global_spec) in enumerate(segs):
-        seg_dir = work / f"seg{k}"
-        keys_dir = work / f"keys{k}"
-        keys_dir.mkdir(parents=True, exist_ok=True)
-        seg_dir.mkdir(parents=True, exist_ok=True)
         want = [g for cluster in dedup_stats.get(prev_global.name, {}).get("largest", [])
                 for g in cluster] if prev_global else []
-        tasks = [SegmentTask(
-            k=k, shard=i, input=s if k == 0 else None,
-            prev_docs=str(work / f"seg{k - 1}" / f"{i:05d}.jsonl.zst") if k else None,
-            drops=str(work / f"drops{k - 1}-{i:05d}.npy") if k else None,
-            drop_step=prev_global.name if prev_global else None,
-            steps=doc_specs, global_step=global_spec, out_docs=str(seg_dir / f"{i:05d}.jsonl.zst"),
-            keys_dir=str(keys_dir) if global_spec else None, done=str(seg_dir / f"{i:05d}.done.json"),
-            model_dirs=model_dirs, keep_dropped=dcfg.keep_dropped, max_doc_bytes=dcfg.max_doc_bytes,
-            want=[g for g in want if g >> 32 == i]) for i, s in enumerate(shards)]
+        tasks = _segment_tasks(k, (doc_specs, global_spec), prev_global, shards, work, want, model_dirs, dcfg)
         label = f"curate {k + 1}/{len(segs)}" + (f" → {global_spec.name}" if global_spec else "")
         results = []
         with progress_task(label, len(tasks)) as advance:
@@ -403,30 +435,34 @@ def run_curate(dcfg: DataConfig, harvest_dir: str | Path | list, out_dir: str | 
             if prev_global is not None:  # gidx are positions in the previous segment's output
                 samples[prev_global.name].update(r["samples"])
         if global_spec is not None:
-            dedup_stats[global_spec.name] = _reduce(global_spec, keys_dir, len(shards), work, k)
-            log(f"curate: {global_spec.name}: {dedup_stats[global_spec.name]['duplicates']} duplicates in "
-                f"{dedup_stats[global_spec.name]['clusters']} clusters")
+            stats = dedup_stats[global_spec.name] = _reduce(global_spec, work / f"keys{k}", len(shards), work, k)
+            log(f"curate: {global_spec.name}: {stats['duplicates']} duplicates in {stats['clusters']} clusters")
         prev_global = global_spec
-
     # Sample clusters, described by the documents' ids and first words.
-    for name, st in dedup_stats.items():
-        st["samples"] = [[samples[name].get(str(g), {"gidx": g}) for g in cluster] for cluster in st.pop("largest", [])]
-
-    # Final documents → held-out split and training shards, streamed.
+    for name, stats in dedup_stats.items():
+        stats["samples"] = [[samples[name].get(str(g), {"gidx": g}) for g in cluster]
+                            for cluster in stats.pop("largest", [])]
     last = len(segs) - 1
-    final_paths = [work / f"seg{last}" / f"{i:05d}.jsonl.zst" for i in range(len(shards))]
-    light = [(d.id, d.domain, str(d.meta.get("group", d.id))) for p in final_paths for d in read_shard(p)]
+    return [work / f"seg{last}" / f"{i:05d}.jsonl.zst" for i in range(len(shards))], dedup_stats
+
+
+def _write_splits(st: Stage, final: list[Path], dcfg: DataConfig, funnel: Funnel) -> tuple[list[str], dict]:
+    """Final documents → held-out split and training shards, streamed. Returns the outputs
+    written and the split's counts."""
+    out = st.dir
+    light = [(d.id, d.domain, str(d.meta.get("group", d.id))) for p in final for d in read_shard(p)]
     held = split_heldout(light, dcfg)
-    for stale in ("train", "heldout", "dropped", "quarantine"):
-        if (out / stale).exists():
-            shutil.rmtree(out / stale)
+    if st.owned:
+        for pattern in OWN_OUTPUTS:
+            for stale in out.glob(pattern):
+                stale.unlink()
     outputs: list[str] = []
     batch: list[Document] = []
     heldout_docs: list[Document] = []
-    kept_docs = train_docs = train_bytes = 0
+    n = {"kept_docs": 0, "train_docs": 0, "train_bytes": 0}
 
     def flush() -> None:
-        rel = f"train/train-{len([o for o in outputs if o.startswith('train/') and o.endswith('.zst')]):05d}"
+        rel = f"train/train-{sum(1 for o in outputs if o.endswith('.jsonl.zst')):05d}"
         write_shard(out / f"{rel}.jsonl.zst", batch)
         outputs.append(f"{rel}.jsonl.zst")
         if dcfg.write_parquet:
@@ -434,52 +470,59 @@ def run_curate(dcfg: DataConfig, harvest_dir: str | Path | list, out_dir: str | 
             outputs.append(f"{rel}.parquet")
         batch.clear()
 
-    for p in final_paths:
-        for d in read_shard(p):
-            kept_docs += 1
-            funnel.sources[d.source]["kept"] += 1
-            if d.id in held:
-                if len(d.text) > dcfg.eval_max_chars_per_doc:
-                    d.text = d.text[:dcfg.eval_max_chars_per_doc]
-                    d.meta["eval_truncated"] = True
-                heldout_docs.append(d)
-                continue
-            train_docs += 1
-            train_bytes += d.nbytes
-            batch.append(d)
-            if len(batch) >= dcfg.docs_per_shard:
-                flush()
+    for d in (d for p in final for d in read_shard(p)):
+        n["kept_docs"] += 1
+        funnel.sources[d.source]["kept"] += 1
+        if d.id in held:
+            if len(d.text) > dcfg.eval_max_chars_per_doc:
+                d.text = d.text[:dcfg.eval_max_chars_per_doc]
+                d.meta["eval_truncated"] = True
+            heldout_docs.append(d)
+            continue
+        n["train_docs"] += 1
+        n["train_bytes"] += d.nbytes
+        batch.append(d)
+        if len(batch) >= dcfg.docs_per_shard:
+            flush()
     if batch or not outputs:
         flush()
     write_shard(out / "heldout/heldout.jsonl.zst", heldout_docs)
     outputs.append("heldout/heldout.jsonl.zst")
+    n.update(heldout_docs=len(heldout_docs), heldout_bytes=sum(d.nbytes for d in heldout_docs),
+             heldout_domains=dict(Counter(d.domain for d in heldout_docs)))
+    return outputs, n
+
+
+def _side_outputs(out: Path, work: Path, classifiers: bool) -> list[str]:
+    """Dropped and quarantined documents (copied out of the work folder) and trained classifiers."""
+    outputs = []
     for kind in ("dropped", "quarantine"):
-        found = sorted(work.glob(f"seg*/{kind}-*.jsonl.zst"))
-        for p in found:
+        for p in sorted(work.glob(f"seg*/{kind}-*.jsonl.zst")):
             rel = f"{kind}/{p.parent.name}-{p.name}"
             (out / kind).mkdir(exist_ok=True)
             shutil.copyfile(p, out / rel)
             outputs.append(rel)
-    if model_dirs:
+    if classifiers:
         outputs += [str(p.relative_to(out)) for p in sorted((out / "classifier").glob("*/*")) if p.is_file()]
+    return outputs
 
+
+def _reconcile(funnel: Funnel, kept_docs: int) -> dict[str, int]:
+    """The funnel's totals; in = kept + dropped + quarantined, or curate has a bug."""
     in_docs = sum(c["in"] for c in funnel.sources.values())
     dropped = sum(c["dropped"] for c in funnel.sources.values())
     quarantined = sum(funnel.quarantined.values())
     if in_docs != kept_docs + dropped + quarantined:
         raise AssertionError(f"curate: funnel does not reconcile: {in_docs} in ≠ {kept_docs} kept + "
                              f"{dropped} dropped + {quarantined} quarantined")
+    return {"in_docs": in_docs, "kept_docs": kept_docs, "dropped_docs": dropped, "quarantined_docs": quarantined}
+
+
+def _summarize(funnel: Funnel, recipe, counts: dict[str, int], split: dict, upstream: list[Path], executor: str,
+               dedup_stats: dict, classifier_info: dict) -> dict[str, Any]:
+    """The manifest's summary: the funnel, the totals, the harvest's own summary, the split."""
     harvest = next((m["summary"] for m in map(read_manifest, upstream) if m and m.get("stage") == "harvest"), {})
-    summary = {"funnel": funnel.to_dict([s.name for s in recipe.steps]),
-               "in_docs": in_docs, "kept_docs": kept_docs, "dropped_docs": dropped,
-               "quarantined_docs": quarantined, "harvest": harvest,
-               "recipe": recipe.to_dict(), "executor": executor, "dedup": dedup_stats,
-               "classifier": classifier_info,
-               "train_docs": train_docs, "heldout_docs": len(heldout_docs),
-               "train_bytes": train_bytes, "heldout_bytes": sum(d.nbytes for d in heldout_docs),
-               "heldout_domains": dict(Counter(d.domain for d in heldout_docs))}
-    write_manifest(out, stage="curate", key=key, outputs=outputs, config={"data": section_dict(dcfg)}, summary=summary)
-    shutil.rmtree(work)
-    log(f"curate: {in_docs} in → {kept_docs} kept, {dropped} dropped, {quarantined} quarantined; "
-        f"{train_docs} train / {len(heldout_docs)} held out → {out}")
-    return summary
+    return {"funnel": funnel.to_dict([s.name for s in recipe.steps]), **counts, "harvest": harvest,
+            "recipe": recipe.to_dict(), "executor": executor, "dedup": dedup_stats,
+            "classifier": classifier_info,
+            **{k: split[k] for k in ("train_docs", "heldout_docs", "train_bytes", "heldout_bytes", "heldout_domains")}}

@@ -25,7 +25,7 @@ from gptlab.console import log, progress_task
 from gptlab.data.documents import read_shards, shard_paths
 from gptlab.device import autocast, resolve_device, resolve_precision
 from gptlab.eval.config import EvalConfig
-from gptlab.manifest import atomic_write_json, file_checksum, is_complete, read_manifest, stage_key, write_manifest
+from gptlab.manifest import Stage, atomic_write_json, stage_key
 from gptlab.pack.packed import PackedData
 from gptlab.schema import section_dict
 from gptlab.tokenizer import eos_id, load_tokenizer
@@ -138,37 +138,35 @@ def unigram_counts(pack_dir: str | Path | None) -> np.ndarray | None:
 
 
 def run_eval(ecfg: EvalConfig, heldout: str | Path, checkpoint: str | Path, pack_dir: str | Path | None,
-             out_dir: str | Path) -> dict:
+             out_dir: str | Path, *, force: bool = False) -> dict:
     """`gptlab eval`: per-domain held-out bpb of a checkpoint, beside the unigram baseline.
 
     The stage key covers what the numbers depend on: the eval settings, the held-out files'
     content (not their names), the checkpoint and pack outputs, and the device and precision."""
-    out = Path(out_dir)
     files, docs = load_heldout(heldout)
     model, ckpt = load_model(checkpoint, return_path=True)
     device = resolve_device(ecfg.device, key="eval.device")
     precision = resolve_precision(ecfg.precision, device)
     upstream = [ckpt] + ([pack_dir] if pack_dir else [])
-    key = stage_key({"eval": section_dict(ecfg), "device": device.type, "precision": precision,
-                     "heldout": [file_checksum(f) for f in files]}, upstream=upstream)
-    if is_complete(out, key):
-        log(f"eval: complete, skipping ({out})")
-        return read_manifest(out)["summary"]
-    tok = load_tokenizer(ckpt)
-    counts = unigram_counts(pack_dir)
-    model.to(device)
-    with progress_task("eval", 1) as advance:
-        result = evaluate_bpb(model, tok, docs, counts, ecfg.stride_fraction, ecfg.batch_size,
-                              device, autocast(precision, device))
-        advance(1)
-    result["checkpoint"] = str(ckpt)
-    result["precision"] = precision
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "eval.json", result)
-    write_manifest(out, stage="eval", key=key, outputs=["eval.json"], config={"eval": section_dict(ecfg)}, summary=result)
+    key = stage_key({"eval": section_dict(ecfg), "device": device.type, "precision": precision},
+                    upstream=upstream, files=files)
+    with Stage(out_dir, "eval", key, force=force) as st:
+        if st.complete:
+            return st.summary
+        tok = load_tokenizer(ckpt)
+        counts = unigram_counts(pack_dir)
+        model.to(device)
+        with progress_task("eval", 1) as advance:
+            result = evaluate_bpb(model, tok, docs, counts, ecfg.stride_fraction, ecfg.batch_size,
+                                  device, autocast(precision, device))
+            advance(1)
+        result["checkpoint"] = str(ckpt)
+        result["precision"] = precision
+        atomic_write_json(st.dir / "eval.json", result)
+        st.done(["eval.json"], result, config={"eval": section_dict(ecfg)})
     o = result["overall"]
     log(f"eval: held-out {o['bpb']:.3f} bpb" + (f" (unigram {o['unigram_bpb']:.3f})" if counts is not None else "")
-        + f" over {o['docs']} docs → {out}")
+        + f" over {o['docs']} docs → {st.dir}")
     return result
 
 

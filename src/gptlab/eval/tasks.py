@@ -36,7 +36,7 @@ from gptlab.console import log, progress_task
 from gptlab.eval.generate import Sampling, generate_text
 from gptlab.eval.scoring import loglikelihood
 from gptlab.jsonl import jsonl_objects
-from gptlab.manifest import atomic_write_json, file_checksum, is_complete, read_manifest, stage_key, write_manifest
+from gptlab.manifest import Stage, atomic_write_json, file_checksum, stage_key
 from gptlab.tokenizer import load_tokenizer
 
 QUERY_ANSWER = " "          # lm-eval's target_delimiter
@@ -193,10 +193,8 @@ def evaluate_task(model, tokenizer, task: Task, k: int = 0, seed: int = 1234, po
 
 def run_tasks(checkpoint, task_files: list[str | Path], out_dir: str | Path, num_fewshot: int = 0,
               seed: int = 1234, pool: str | Path | None = None, batch_size: int = 16,
-              max_new_tokens: int = 32, device: str = "cpu") -> dict:
+              max_new_tokens: int = 32, device: str = "cpu", *, force: bool = False) -> dict:
     """`gptlab eval --tasks`: run local JSONL tasks on a checkpoint; results in OUT/tasks/."""
-
-    out = Path(out_dir) / "tasks"
     tasks = [load_task(f) for f in task_files]          # fail on a bad file before any work
     pool_task = load_task(pool) if pool else None
     model, ckpt = load_model(checkpoint, return_path=True, device=device)
@@ -204,22 +202,19 @@ def run_tasks(checkpoint, task_files: list[str | Path], out_dir: str | Path, num
                 "pool": file_checksum(pool) if pool else None,
                 "tasks": {t.name: file_checksum(t.path) for t in tasks}}
     key = stage_key(settings, upstream=[ckpt])
-    if is_complete(out, key):
-        log(f"eval tasks: complete, skipping ({out})")
-        return read_manifest(out)["summary"]
-    tok = load_tokenizer(ckpt)
-    out.mkdir(parents=True, exist_ok=True)
-    summary, outputs = {}, []
-    for task in tasks:
-        n = sum(len(ex.choices) for ex in task.examples) if task.kind == "multiple_choice" else len(task.examples)
-        with progress_task(f"task {task.name}", n) as advance:
-            r = evaluate_task(model, tok, task, num_fewshot, seed, pool_task, batch_size, max_new_tokens,
-                              progress=advance)
-        atomic_write_json(out / f"{task.name}.json", r)       # rows, for error analysis
-        outputs.append(f"{task.name}.json")
-        summary[task.name] = {k: r[k] for k in ("kind", "num_fewshot", "seed", "n", "metrics")}
-        log(f"task {task.name} ({num_fewshot}-shot, {r['n']} rows): "
-            + ", ".join(f"{m} {v:.3f}" for m, v in r["metrics"].items()))
-    write_manifest(out, stage="eval-tasks", key=key, outputs=outputs, config=settings,
-                   summary={"checkpoint": str(ckpt), "tasks": summary})
-    return {"checkpoint": str(ckpt), "tasks": summary}
+    with Stage(Path(out_dir) / "tasks", "eval-tasks", key, force=force) as st:
+        if st.complete:
+            return st.summary
+        tok = load_tokenizer(ckpt)
+        summary, outputs = {}, []
+        for task in tasks:
+            n = sum(len(ex.choices) for ex in task.examples) if task.kind == "multiple_choice" else len(task.examples)
+            with progress_task(f"task {task.name}", n) as advance:
+                r = evaluate_task(model, tok, task, num_fewshot, seed, pool_task, batch_size, max_new_tokens,
+                                  progress=advance)
+            atomic_write_json(st.dir / f"{task.name}.json", r)       # rows, for error analysis
+            outputs.append(f"{task.name}.json")
+            summary[task.name] = {k: r[k] for k in ("kind", "num_fewshot", "seed", "n", "metrics")}
+            log(f"task {task.name} ({num_fewshot}-shot, {r['n']} rows): "
+                + ", ".join(f"{m} {v:.3f}" for m, v in r["metrics"].items()))
+        return st.done(outputs, {"checkpoint": str(ckpt), "tasks": summary}, config=settings)

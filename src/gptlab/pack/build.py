@@ -15,15 +15,7 @@ import numpy as np
 
 from gptlab.console import log, progress_task
 from gptlab.data.documents import read_shards, shard_paths
-from gptlab.manifest import (
-    atomic_path,
-    atomic_write_json,
-    file_checksum,
-    is_complete,
-    read_manifest,
-    stage_key,
-    write_manifest,
-)
+from gptlab.manifest import Stage, atomic_path, atomic_write_json, file_checksum, stage_key
 from gptlab.pack.config import PackConfig
 from gptlab.pack.packed import INDEX, PackedData  # noqa: F401  (re-exported)
 from gptlab.schema import ConfigError, section_dict
@@ -71,14 +63,22 @@ def _sample(rng: np.random.Generator, members: list[int], epochs: float) -> list
     return members * full + chosen
 
 
-def run_pack(pcfg: PackConfig, curate_dir: str | Path, tokenizer_dir: str | Path, out_dir: str | Path) -> dict:
+def run_pack(pcfg: PackConfig, curate_dir: str | Path, tokenizer_dir: str | Path, out_dir: str | Path, *,
+             force: bool = False) -> dict:
     """`gptlab data pack`: mixture → token shards + index + unigram counts, byte-identical per input."""
-
-    out = Path(out_dir)
     key = stage_key({"pack": section_dict(pcfg)}, upstream=[curate_dir, tokenizer_dir])
-    if is_complete(out, key):
-        log(f"pack: complete, skipping ({out})")
-        return read_manifest(out)["summary"]
+    with Stage(out_dir, "pack", key, force=force) as st:
+        if st.complete:
+            return st.summary
+        summary = _pack(pcfg, curate_dir, tokenizer_dir, st)
+    log(f"pack: {summary['n_sequences']} sequences × {pcfg.seq_len + 1} tokens "
+        f"({summary['bytes_per_token']} bytes/token) → {st.dir}")
+    return summary
+
+
+def _pack(pcfg: PackConfig, curate_dir: str | Path, tokenizer_dir: str | Path, st: Stage) -> dict:
+    """The pack itself, into ``st.dir``: tokenize, sample the mixture, write shards, index, manifest."""
+    out = st.dir
     tok = load_tokenizer(tokenizer_dir)
     eos = eos_id(tok)
     vocab = tok.get_vocab_size()
@@ -110,7 +110,6 @@ def run_pack(pcfg: PackConfig, curate_dir: str | Path, tokenizer_dir: str | Path
     dtype = np.uint16 if vocab <= 65536 else np.uint32
     seqs = stream[: n_seq * T1].reshape(n_seq, T1)[rng.permutation(n_seq)].astype(dtype)
     per_shard = max(1, pcfg.tokens_per_shard // T1)
-    out.mkdir(parents=True, exist_ok=True)
     shards, outputs = [], []
     for k, start in enumerate(range(0, n_seq, per_shard)):
         rel = f"tokens-{k:05d}.bin"
@@ -136,6 +135,4 @@ def run_pack(pcfg: PackConfig, curate_dir: str | Path, tokenizer_dir: str | Path
     outputs.append(INDEX)
     summary = {k: index[k] for k in ("seq_len", "n_sequences", "n_tokens", "vocab_size", "docs", "packed_docs", "mixture")}
     summary["bytes_per_token"] = round(sum(d.nbytes for d in docs) / max(1, sum(map(len, ids))), 3)
-    write_manifest(out, stage="pack", key=key, outputs=outputs, config={"pack": section_dict(pcfg)}, summary=summary)
-    log(f"pack: {n_seq} sequences × {T1} tokens ({summary['bytes_per_token']} bytes/token) → {out}")
-    return summary
+    return st.done(outputs, summary, config={"pack": section_dict(pcfg)})

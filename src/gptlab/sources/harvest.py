@@ -23,7 +23,7 @@ from typing import Callable, Iterator
 from gptlab.console import log, progress_task
 from gptlab.data.config import DataConfig
 from gptlab.data.documents import Document, write_shard
-from gptlab.manifest import atomic_write_json, is_complete, read_manifest, stage_key, write_manifest
+from gptlab.manifest import Stage, atomic_write_json, stage_key
 from gptlab.schema import ConfigError, section_dict
 from gptlab.sources.bible import BIBLES, bible_documents
 from gptlab.sources.candidates import Candidate, HarvestStats
@@ -113,25 +113,37 @@ def _harvest_one(name: str, out_dir: str, max_docs: int, max_bytes: int, max_doc
             "quarantined": dict(stats.quarantined), "truncated": stats.truncated}
 
 
-def run_harvest(dcfg: DataConfig, out_dir: str | Path, workers: int = 2) -> dict:
+def run_harvest(dcfg: DataConfig, out_dir: str | Path, workers: int = 2, *, force: bool = False) -> dict:
     """`gptlab data harvest`: every configured source into JSONL.zst shards plus a manifest.
 
     Each source is one unit of work and records its own part file when done, so a killed
     harvest resumes with the sources it had not finished.
     """
-
-
-    out = Path(out_dir)
     for s in dcfg.sources:
         if s not in ALL_SOURCES:
             raise ConfigError(f"data.sources: unknown source {s!r} (known: {', '.join(ALL_SOURCES)})")
     # Only the harvest's own settings: a curation threshold must not redo the harvest.
     settings = {k: v for k, v in section_dict(dcfg).items() if k in HARVEST_SETTINGS}
     key = stage_key({"data": settings, "machine": _machine_fingerprint()})
-    if is_complete(out, key):
-        log(f"harvest: complete, skipping ({out})")
-        return read_manifest(out)["summary"]
-    out.mkdir(parents=True, exist_ok=True)
+    with Stage(out_dir, "harvest", key, force=force) as st:
+        if st.complete:
+            return st.summary
+        results = _harvest_sources(dcfg, st.dir, key, workers)
+        per_source = {s: {k: results[s][k] for k in ("docs", "bytes", "quarantined", "truncated")}
+                      for s in dcfg.sources}
+        summary = {"sources": per_source,
+                   "docs": sum(v["docs"] for v in per_source.values()),
+                   "bytes": sum(v["bytes"] for v in per_source.values()),
+                   "quarantined": sum(sum(v["quarantined"].values()) for v in per_source.values())}
+        shards = [r for s in dcfg.sources for r in results[s]["shards"]]
+        st.done(shards, summary, config={"data": section_dict(dcfg)})
+    log(f"harvest: {summary['docs']} docs, {summary['bytes'] / 1e6:.1f} MB, "
+        f"{summary['quarantined']} quarantined → {out_dir}")
+    return summary
+
+
+def _harvest_sources(dcfg: DataConfig, out: Path, key: str, workers: int) -> dict[str, dict]:
+    """Each source's part record, harvesting only those not already done under this key."""
     parts_dir = out / "parts"
     results: dict[str, dict] = {}
     todo = []
@@ -161,17 +173,7 @@ def run_harvest(dcfg: DataConfig, out_dir: str | Path, workers: int = 2) -> dict
         else:
             for a in args:
                 record(_harvest_one(*a))
-    per_source = {s: {k: results[s][k] for k in ("docs", "bytes", "quarantined", "truncated")}
-                  for s in dcfg.sources}
-    summary = {"sources": per_source,
-               "docs": sum(v["docs"] for v in per_source.values()),
-               "bytes": sum(v["bytes"] for v in per_source.values()),
-               "quarantined": sum(sum(v["quarantined"].values()) for v in per_source.values())}
-    shards = [r for s in dcfg.sources for r in results[s]["shards"]]
-    write_manifest(out, stage="harvest", key=key, outputs=shards, config={"data": section_dict(dcfg)}, summary=summary)
-    log(f"harvest: {summary['docs']} docs, {summary['bytes'] / 1e6:.1f} MB, "
-        f"{summary['quarantined']} quarantined → {out}")
-    return summary
+    return results
 
 
 def _machine_fingerprint() -> str:

@@ -8,7 +8,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from gptlab.console import log, progress_task
 from gptlab.data.documents import read_shards, shard_paths
-from gptlab.manifest import atomic_path, is_complete, read_manifest, stage_key, write_manifest
+from gptlab.manifest import Stage, atomic_path, stage_key
 from gptlab.schema import section_dict
 from gptlab.tokenizer.config import TokenizerConfig
 
@@ -53,25 +53,21 @@ def _budgeted(texts: Iterable[str], max_bytes: int) -> Iterator[str]:
         yield t
 
 
-def run_tokenizer(tcfg: TokenizerConfig, curate_dir: str | Path, out_dir: str | Path) -> dict:
+def run_tokenizer(tcfg: TokenizerConfig, curate_dir: str | Path, out_dir: str | Path, *, force: bool = False) -> dict:
     """`gptlab tokenizer train`: BPE on the curated training split (never the held-out one)."""
-
-    out = Path(out_dir)
     key = stage_key({"tokenizer": section_dict(tcfg)}, upstream=[curate_dir])
-    if is_complete(out, key):
-        log(f"tokenizer: complete, skipping ({out})")
-        return read_manifest(out)["summary"]
-    train_shards = shard_paths(Path(curate_dir) / "train")
-    with progress_task("tokenizer", None) as advance:
-        texts = (d.text for d in read_shards(train_shards))
-        tok = train_tokenizer(_budgeted(texts, int(tcfg.max_train_mb * 1e6)),
-                              tcfg.vocab_size, tcfg.min_frequency)
-        advance(1)
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / TOKENIZER_FILE) as tmp:
-        tok.save(str(tmp))
-    summary = {"vocab_size": tok.get_vocab_size(), "eos_id": eos_id(tok)}
-    write_manifest(out, stage="tokenizer", key=key, outputs=[TOKENIZER_FILE], config={"tokenizer": section_dict(tcfg)},
-                   summary=summary)
-    log(f"tokenizer: vocab {summary['vocab_size']} → {out / TOKENIZER_FILE}")
+    with Stage(out_dir, "tokenizer", key, force=force) as st:
+        if st.complete:
+            return st.summary
+        train_shards = shard_paths(Path(curate_dir) / "train")
+        with progress_task("tokenizer", None) as advance:
+            texts = (d.text for d in read_shards(train_shards))
+            tok = train_tokenizer(_budgeted(texts, int(tcfg.max_train_mb * 1e6)),
+                                  tcfg.vocab_size, tcfg.min_frequency)
+            advance(1)
+        with atomic_path(st.dir / TOKENIZER_FILE) as tmp:
+            tok.save(str(tmp))
+        summary = {"vocab_size": tok.get_vocab_size(), "eos_id": eos_id(tok)}
+        st.done([TOKENIZER_FILE], summary, config={"tokenizer": section_dict(tcfg)})
+    log(f"tokenizer: vocab {summary['vocab_size']} → {st.dir / TOKENIZER_FILE}")
     return summary

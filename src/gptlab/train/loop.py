@@ -123,7 +123,8 @@ def resolve_data_dir(path: str | Path) -> Path:
 
 def run_train(mcfg: ModelConfig, tcfg: TrainConfig, scfg: StabilityConfig, data_dir: str | Path,
               out_dir: str | Path, resume: bool = True,
-              tokenizer_file: str | Path | None = None, eval_fn=None, extra_hooks: list[Hook] = ()) -> dict:
+              tokenizer_file: str | Path | None = None, eval_fn=None, extra_hooks: list[Hook] = (),
+              force: bool = False) -> dict:
     """`gptlab train`: build the model for the data, resume if asked, train to max_steps."""
 
     data_dir = resolve_data_dir(data_dir)
