@@ -307,8 +307,9 @@ def _fit_classifiers(recipe, shards, out: Path, dcfg) -> tuple[dict[str, str], d
             if not (folder / MODEL_JSON).exists():
                 per_shard = max(50, -(-p.max_train_docs // len(shards)))
                 info = fit_for_run(p, _sample_docs(shards, per_shard, dcfg.max_doc_bytes), folder, dcfg.seed)
-                log(f"curate: classifier trained ({info['positives']} reference vs {info['negatives']} raw docs; "
-                    f"held-out precision {info['precision']:.3f}, recall {info['recall']:.3f})")
+                if not info.get("skipped"):  # a skipped step was announced by fit_for_run
+                    log(f"curate: classifier trained ({info['positives']} reference vs {info['negatives']} raw "
+                        f"docs; held-out precision {info['precision']:.3f}, recall {info['recall']:.3f})")
         dirs[spec.name] = str(folder)
         infos[spec.name] = json.loads((folder / MODEL_JSON).read_text())
     return dirs, infos
@@ -364,6 +365,9 @@ def run_curate(dcfg: DataConfig, harvest_dir: str | Path | list, out_dir: str | 
         funnel = Funnel()
         for spec in recipe.steps:  # every step shows in the funnel, even one that saw no document
             funnel.step(spec.name)
+        for name, info in classifier_info.items():  # a skipped classifier says why, in the funnel
+            if info.get("skipped"):
+                funnel.step(name)["notice"] = info["skipped"]
         final, dedup_stats = _run_segments(recipe, shards, work, model_dirs, dcfg, executor, workers, funnel)
         outputs, split = _write_splits(st, final, dcfg, funnel)
         outputs += _side_outputs(st.dir, work, bool(model_dirs))

@@ -94,6 +94,9 @@ def _classifier_part(classifiers: dict[str, Any]) -> str:
     """GPT-3's quality classifier: what the reference set was and how well it separates."""
     parts = []
     for name, c in classifiers.items():
+        if c.get("skipped"):
+            parts.append(f"<p><b>{html.escape(name)}</b>: {html.escape(str(c['skipped']))}</p>")
+            continue
         parts.append(f"<p><b>{html.escape(name)}</b>: logistic regression on {html.escape(str(c.get('features', '')))}. "
                      f"Reference set (positives): {html.escape(str(c.get('reference_set', '?')))}; negatives: "
                      f"{html.escape(str(c.get('negatives_from', '?')))}. Trained on {c.get('positives', 0):,} positives and "
