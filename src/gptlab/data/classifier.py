@@ -29,6 +29,7 @@ from gptlab.console import log
 from gptlab.data.documents import Document
 from gptlab.data.readers import discover, read_input
 from gptlab.data.steps import Step, StepParams
+from gptlab.errors import InputError
 from gptlab.manifest import atomic_path, atomic_write_json
 from gptlab.schema import ConfigError, bounded
 from gptlab.sources.harvest import HarvestStats, harvest_source
@@ -119,7 +120,7 @@ def _precision_recall(y: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
 
 def _check_sizes(positives: list, negatives: list, at_least: int = 2) -> None:
     if len(positives) < at_least or len(negatives) < at_least:
-        raise ValueError(f"classifier: need at least {at_least} positives and {at_least} negatives, "
+        raise InputError(f"classifier: need at least {at_least} positives and {at_least} negatives, "
                          f"got {len(positives)} and {len(negatives)}")
 
 

@@ -24,6 +24,7 @@ from gptlab.api import load_model
 from gptlab.console import log, progress_task
 from gptlab.data.documents import read_shards, shard_paths
 from gptlab.device import autocast, resolve_device, resolve_precision
+from gptlab.errors import InputError
 from gptlab.eval.config import EvalConfig
 from gptlab.manifest import Stage, atomic_write_json, stage_key
 from gptlab.pack.packed import PackedData
@@ -126,7 +127,7 @@ def load_heldout(heldout: str | Path) -> tuple[list[Path], list]:
         files = shard_paths(heldout / "heldout" if (heldout / "heldout").is_dir() else heldout)
     docs = list(read_shards(files))
     if not docs:
-        raise ValueError(f"{heldout}: no held-out documents to evaluate")
+        raise InputError(f"{heldout}: no held-out documents to evaluate")
     return files, docs
 
 

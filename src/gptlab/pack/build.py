@@ -15,6 +15,7 @@ import numpy as np
 
 from gptlab.console import log, progress_task
 from gptlab.data.documents import read_shards, shard_paths
+from gptlab.errors import InputError
 from gptlab.manifest import Stage, atomic_path, atomic_write_json, file_checksum, stage_key
 from gptlab.pack.config import PackConfig
 from gptlab.pack.packed import INDEX, PackedData  # noqa: F401  (re-exported)
@@ -106,7 +107,7 @@ def _pack(pcfg: PackConfig, curate_dir: str | Path, tokenizer_dir: str | Path, s
     T1 = pcfg.seq_len + 1
     n_seq = len(stream) // T1
     if n_seq == 0:
-        raise ValueError(f"pack: only {len(stream)} tokens, fewer than one sequence of {T1}")
+        raise InputError(f"pack: only {len(stream)} tokens, fewer than one sequence of {T1}")
     dtype = np.uint16 if vocab <= 65536 else np.uint32
     seqs = stream[: n_seq * T1].reshape(n_seq, T1)[rng.permutation(n_seq)].astype(dtype)
     per_shard = max(1, pcfg.tokens_per_shard // T1)

@@ -8,6 +8,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from gptlab.console import log, progress_task
 from gptlab.data.documents import read_shards, shard_paths
+from gptlab.errors import InputError
 from gptlab.manifest import Stage, atomic_path, stage_key
 from gptlab.schema import section_dict
 from gptlab.tokenizer.config import TokenizerConfig
@@ -40,7 +41,7 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
 def eos_id(tok: Tokenizer) -> int:
     i = tok.token_to_id(EOS)
     if i is None:
-        raise ValueError(f"tokenizer has no {EOS} token")
+        raise InputError(f"tokenizer has no {EOS} token")
     return i
 
 
