@@ -1,4 +1,6 @@
-"""Things that hang off the training loop: metrics, progress, checkpoints, periodic eval."""
+"""Things that hang off the training loop: the hook protocol and its order, then metrics,
+progress, checkpoints and periodic eval (the stability guard and fault injection have modules
+of their own)."""
 from __future__ import annotations
 
 import json
@@ -24,7 +26,8 @@ ORDER_CHECKPOINT = 500   # after the guard: a rolled-back step must not be check
 
 
 class Hook:
-    """A thing that hangs off the training loop. Within one step the loop calls, in order:
+    """A thing that hangs off the training loop. It calls on_train_start(state) once before the
+    first step and on_train_end(state) once after the last; within one step, in this order:
 
         on_step_start(state)                 # before the lr is set (a hook may set state.lr_scale)
         on_batch(state, x, y) -> (x, y)      # per micro-batch, after reading it
