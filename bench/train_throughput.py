@@ -30,9 +30,10 @@ from gptlab.model import GPT
 from gptlab.pack.packed import PackedData
 from gptlab.train import distributed
 from gptlab.train.batches import Batches, BatchSchedule
-from gptlab.train.hooks import Hook, TrainState
+from gptlab.train.hooks import Hook
 from gptlab.train.loop import train_loop
 from gptlab.train.optim import build_optimizer, lr_schedule
+from gptlab.train.state import TrainState
 
 SHAPES = {  # name: (n_layer, n_embd, n_head, T, B)
     "cpu-small": (4, 128, 4, 256, 8),
@@ -133,7 +134,7 @@ def gptlab_rate(pack, L, d, h, T, B, V, steps, device, precision, compile_, pres
     state = TrainState(step=0, model=model, optimizer=opt,
                        batches=Batches(data, BatchSchedule(cfg.train, T), seed=0), dist=distributed.Dist(),
                        device=device, scaler=torch.amp.GradScaler(device.type, enabled=False),
-                       autocast=autocast(precision, device), lr_at=lr_schedule(cfg.train), seq_len=T,
+                       autocast=autocast(precision, device), lr_at=lr_schedule(cfg.train), seq_len=T, precision=precision,
                        forward=torch.compile(model) if compile_ else None)
     times = []
 

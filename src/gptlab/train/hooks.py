@@ -1,8 +1,9 @@
-"""Things that hang off the training loop: metrics, progress, checkpoints, periodic eval."""
+"""Things that hang off the training loop: the hook protocol and its order, then metrics,
+progress, checkpoints and periodic eval (the stability guard and fault injection have modules
+of their own)."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,42 +11,78 @@ import torch
 
 from gptlab.console import log, make_progress
 from gptlab.train.checkpoint import save_training_checkpoint
+from gptlab.train.state import TrainState
 
-
-@dataclass
-class TrainState:
-    """Everything the loop and its hooks share. Hooks may roll ``step`` back, extend the
-    skip list of ``batches``, or set ``stop`` (with a reason) to end the run."""
-    step: int
-    model: torch.nn.Module
-    optimizer: torch.optim.Optimizer
-    batches: Any
-    dist: Any
-    device: torch.device
-    scaler: Any
-    autocast: Any
-    lr_at: Any
-    seq_len: int
-    flops_per_token: float = 0.0
-    peak_flops: float | None = None
-    forward: Any = None
-    vocab_size: int = 0
-    stop: bool = False
-    stop_reason: str = ""
-    fault: str | None = None             # an injected fault armed for this step (tests, demos)
-    lr_spike_factor: float = 1.0
+# ----------------------------------------------------------------------------- order
+# Every step calls each hook point on every hook in ``order`` (lower first; ties keep the
+# order of the list given to train_loop). The constants say who depends on whom:
+ORDER_FAULTS = 0         # first: an injected fault arms before any other hook sees the step's lr, batch or loss
+ORDER_EVAL = 100         # periodic eval adds ``eval_bpb`` to the metrics dict, so before it is written
+ORDER_EXTRA = 200        # the default for other hooks: they see eval_bpb and may add metrics of their own
+ORDER_METRICS = 300      # metrics.jsonl and TensorBoard: the step's metrics are complete by now
+ORDER_PROGRESS = 310     # the progress bar and log line
+ORDER_GUARD = 400        # the stability guard judges the finished metrics and may roll the step back
+ORDER_CHECKPOINT = 500   # after the guard: a rolled-back step must not be checkpointed
 
 
 class Hook:
+    """A thing that hangs off the training loop. It calls on_train_start(state) once before the
+    first step and on_train_end(state) once after the last; within one step, in this order:
+
+        on_step_start(state)                 # before the lr is set (a hook may set state.lr_scale)
+        on_batch(state, x, y) -> (x, y)      # per micro-batch, after reading it
+        on_loss(state, ce, z) -> (ce, z)     # per micro-batch, the unweighted loss terms before backward
+        on_step_end(state, metrics)          # after the optimizer step; hooks may add to ``metrics``
+
+    ``order`` places the hook among the others (see the ORDER_* constants); ``runs_before``
+    and ``runs_after`` name the hook classes it depends on, which train_loop checks.
+    """
+    order: int = ORDER_EXTRA
+    runs_before: tuple[type[Hook], ...] = ()    # when present, these must have a higher order
+    runs_after: tuple[type[Hook], ...] = ()     # when present, these must have a lower order
+
     def on_train_start(self, state: TrainState) -> None: ...
     def on_step_start(self, state: TrainState) -> None: ...
+    def on_batch(self, state: TrainState, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return x, y
+    def on_loss(self, state: TrainState, ce: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return ce, z
     def on_step_end(self, state: TrainState, metrics: dict[str, Any]) -> None: ...
     def on_train_end(self, state: TrainState) -> None: ...
 
 
+class HookOrderError(ValueError):
+    """Two hooks that depend on each other are ordered the wrong way round."""
+
+
+def sort_hooks(hooks: list[Hook]) -> list[Hook]:
+    """The hooks by ``order`` (a stable sort), after checking every declared dependency."""
+    for h in hooks:
+        if not isinstance(h, Hook) or not isinstance(h.order, int):
+            raise TypeError(f"{h!r}: a training hook must be a gptlab.train.hooks.Hook with an integer `order`")
+    for a in hooks:
+        for b in hooks:
+            if type(a) is type(b):
+                continue
+            if isinstance(b, a.runs_before) and not a.order < b.order:
+                _order_error(later=b, earlier=a)
+            if isinstance(b, a.runs_after) and not b.order < a.order:
+                _order_error(later=a, earlier=b)
+    return sorted(hooks, key=lambda h: h.order)
+
+
+def _order_error(later: Hook, earlier: Hook) -> None:
+    raise HookOrderError(f"hook order: {type(later).__name__} (order {later.order}) must run after "
+                         f"{type(earlier).__name__} (order {earlier.order}); give it a higher `order` "
+                         f"(see the ORDER_* constants in gptlab.train.hooks)")
+
+
+# ----------------------------------------------------------------------------- the hooks
+
 class MetricsHook(Hook):
     """metrics.jsonl (every step) and TensorBoard scalars; resumed runs append after the
     last step they carry, so the file never holds a step twice."""
+    order = ORDER_METRICS
 
     def __init__(self, out_dir: Path, tensorboard: bool = True):
         self.path = out_dir / "metrics.jsonl"
@@ -88,6 +125,7 @@ class MetricsHook(Hook):
 
 class ProgressHook(Hook):
     """A progress bar with step, loss and tokens/s, plus a log line every log_every steps."""
+    order = ORDER_PROGRESS
 
     def __init__(self, max_steps: int, log_every: int):
         self.max_steps, self.log_every = max_steps, log_every
@@ -109,7 +147,9 @@ class ProgressHook(Hook):
 
 
 class CheckpointHook(Hook):
-    """Every ``every`` steps and at the end; every rank calls it (FSDP gathers), rank 0 writes."""
+    """Every ``every`` steps and at the end; every rank calls it (FSDP gathers), rank 0 writes.
+    Runs after the stability guard (which says so), so it sees a rolled-back step as one."""
+    order = ORDER_CHECKPOINT
 
     def __init__(self, folder: Path, every: int, keep: int, max_steps: int, config: dict, tokenizer_file,
                  extra=None):
@@ -129,7 +169,10 @@ class CheckpointHook(Hook):
 
 
 class EvalHook(Hook):
-    """Periodic held-out bits-per-byte, logged to metrics and TensorBoard."""
+    """Periodic held-out bits-per-byte, logged to metrics and TensorBoard: it adds ``eval_bpb``
+    to the step's metrics, so it runs before the hook that writes them."""
+    order = ORDER_EVAL
+    runs_before = (MetricsHook,)
 
     def __init__(self, every: int, evaluate, metrics_hook: MetricsHook | None):
         self.every, self.evaluate, self.metrics_hook = every, evaluate, metrics_hook

@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 from time import perf_counter as now
-from typing import Any
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -22,7 +22,7 @@ from gptlab.device import (
     set_determinism,
     slow_precision_warning,
 )
-from gptlab.manifest import atomic_write, is_complete, read_manifest, stage_key, write_manifest
+from gptlab.manifest import Stage, atomic_write, stage_key
 from gptlab.model import GPT
 from gptlab.model.config import ModelConfig
 from gptlab.pack.packed import PackedData
@@ -31,9 +31,15 @@ from gptlab.train import distributed
 from gptlab.train.batches import Batches, BatchSchedule
 from gptlab.train.checkpoint import load_checkpoint
 from gptlab.train.config import StabilityConfig, TrainConfig
-from gptlab.train.hooks import CheckpointHook, EvalHook, Hook, MetricsHook, ProgressHook, TrainState
+from gptlab.train.distributed import Dist
+from gptlab.train.faults import FaultInjector
+from gptlab.train.hooks import CheckpointHook, EvalHook, Hook, MetricsHook, ProgressHook, sort_hooks
 from gptlab.train.optim import build_optimizer, lr_schedule
-from gptlab.train.stability import EventLog, FaultInjector, StabilityGuard, poison
+from gptlab.train.stability import EventLog, StabilityGuard
+from gptlab.train.state import TrainState
+
+# Periodic eval: the model in, a result with ["overall"]["bpb"] and ["domains"][name]["bpb"] out.
+EvalFn = Callable[[torch.nn.Module], dict[str, Any]]
 
 
 def lm_loss(logits: torch.Tensor, targets: torch.Tensor, z_coef: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -47,7 +53,9 @@ def lm_loss(logits: torch.Tensor, targets: torch.Tensor, z_coef: float) -> tuple
 
 
 def train_loop(state: TrainState, tcfg: TrainConfig, hooks: list[Hook]) -> TrainState:
-    """Read top to bottom: batch(step) → forward → backward → clip → step → hooks."""
+    """Read top to bottom: batch(step) → forward → backward → clip → step → hooks.
+    The hooks run in their ``order`` (see gptlab.train.hooks), whatever the list's order."""
+    hooks = sort_hooks(hooks)
     model, opt, d = state.model, state.optimizer, state.dist
     forward = state.forward if state.forward is not None else model
     model.train()
@@ -55,11 +63,12 @@ def train_loop(state: TrainState, tcfg: TrainConfig, hooks: list[Hook]) -> Train
         h.on_train_start(state)
     while state.step < tcfg.max_steps and not state.stop:
         t0 = now()
+        state.lr_scale = 1.0                                 # a hook may scale this step's lr
         for h in hooks:
             h.on_step_start(state)
         global_idx = state.batches.indices(state.step)       # a pure function of the step
         idx = global_idx[d.rank::d.world]                    # this rank's share
-        lr = state.lr_at(state.step) * (state.lr_spike_factor if state.fault == "lr_spike" else 1.0)
+        lr = state.lr_at(state.step) * state.lr_scale
         for group in opt.param_groups:
             group["lr"] = lr
         micro = tcfg.micro_batch_size or len(idx)
@@ -69,15 +78,17 @@ def train_loop(state: TrainState, tcfg: TrainConfig, hooks: list[Hook]) -> Train
         log_step = (state.step + 1) % tcfg.log_every == 0
         for j, chunk in enumerate(chunks):
             x, y = state.batches.rows(chunk, state.device)
-            if state.fault == "poison":
-                x, y = poison(x, y, state.step, state.vocab_size)
+            for h in hooks:
+                x, y = h.on_batch(state, x, y)
             last = j == len(chunks) - 1
             sync = contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync()
             with sync:
                 with state.autocast:
                     logits = forward(x)
                 ce, z = lm_loss(logits, y, tcfg.z_loss)
-                w = len(chunk) / len(idx) * (float("nan") if state.fault == "nan" else 1.0)
+                for h in hooks:
+                    ce, z = h.on_loss(state, ce, z)
+                w = len(chunk) / len(idx)
                 state.scaler.scale((ce + z) * w).backward()
             ce_sum += ce.item() * w
             z_sum += z.item() * w
@@ -122,14 +133,48 @@ def resolve_data_dir(path: str | Path) -> Path:
 
 
 def run_train(mcfg: ModelConfig, tcfg: TrainConfig, scfg: StabilityConfig, data_dir: str | Path,
-              out_dir: str | Path, resume: bool = True,
-              tokenizer_file: str | Path | None = None, eval_fn=None, extra_hooks: list[Hook] = (),
-              force: bool = False) -> dict:
-    """`gptlab train`: build the model for the data, resume if asked, train to max_steps."""
-
+              out_dir: str | Path, resume: bool = True, tokenizer_file: str | Path | None = None,
+              eval_fn: EvalFn | None = None, extra_hooks: Sequence[Hook] = (), force: bool = False) -> dict:
+    """`gptlab train`: build the model for the data, resume if asked, train to max_steps.
+    Returns the summary ({} on ranks other than 0); a run the stability guard stopped
+    returns one with "stopped" and is not recorded as complete."""
     data_dir = resolve_data_dir(data_dir)
-    out = Path(out_dir)
     data = PackedData(data_dir)
+    _fit_model_to_data(mcfg, data)
+    sections = {"model": section_dict(mcfg), "train": section_dict(tcfg), "stability": section_dict(scfg)}
+    key = stage_key(sections, upstream=[data_dir])
+    out = Path(out_dir)
+    d = distributed.setup(tcfg.distributed)
+    with _stage(out, key, force, d) as st:
+        if st.complete:
+            distributed.cleanup(d)
+            log(f"train: complete, skipping ({out})")
+            return st.summary
+        if d.is_main:
+            atomic_write(out / "config.toml", to_toml(sections))
+        state, raw = build_state(mcfg, tcfg, data, d, out / "checkpoints", key, resume)
+        hooks = build_hooks(tcfg, scfg, out, state, sections, key, tokenizer_file or _tokenizer_of(data_dir),
+                            eval_fn, extra_hooks, mcfg.vocab_size)
+        t0, start_step = now(), state.step
+        train_loop(state, tcfg, hooks)
+        elapsed = now() - t0
+        distributed.cleanup(d)
+        if not d.is_main:
+            return {}
+        summary = summarize(state, out, raw, start_step, elapsed)
+        if state.stop:
+            log(f"[red]train: stopped early at step {state.step}: {state.stop_reason}")
+            return {**summary, "stopped": state.stop_reason}
+        final = out / summary["checkpoint"]
+        outputs = ["metrics.jsonl", "config.toml"] + [str(p.relative_to(out)) for p in final.iterdir() if p.is_file()]
+        st.done(outputs, summary, config=sections)
+        log(f"train: loss {summary['first_loss']:.3f} → {summary['final_loss']:.3f} in {state.step} steps "
+            f"({summary['tokens_per_s']:.0f} tok/s) → {out}")
+        return summary
+
+
+def _fit_model_to_data(mcfg: ModelConfig, data: PackedData) -> None:
+    """Unset vocab_size / block_size come from the data; set ones must fit it."""
     if mcfg.vocab_size is None:
         mcfg.vocab_size = data.vocab_size
     if mcfg.block_size is None:
@@ -138,16 +183,30 @@ def run_train(mcfg: ModelConfig, tcfg: TrainConfig, scfg: StabilityConfig, data_
         raise ConfigError(f"model.vocab_size: {mcfg.vocab_size} is smaller than the data's {data.vocab_size}")
     if mcfg.block_size < data.seq_len:
         raise ConfigError(f"model.block_size: {mcfg.block_size} is shorter than the data's seq_len {data.seq_len}")
-    sections = {"model": section_dict(mcfg), "train": section_dict(tcfg), "stability": section_dict(scfg)}
-    key = stage_key(sections, upstream=[data_dir])
-    if is_complete(out, key):
-        log(f"train: complete, skipping ({out})")
-        return read_manifest(out)["summary"]
-    if tokenizer_file is None:
-        cand = data_dir.parent / "tokenizer" / "tokenizer.json"
-        tokenizer_file = cand if cand.exists() else None
 
-    d = distributed.setup(tcfg.distributed)
+
+def _tokenizer_of(data_dir: Path) -> Path | None:
+    """The tokenizer beside a packed folder of a run (copied into every checkpoint)."""
+    cand = data_dir.parent / "tokenizer" / "tokenizer.json"
+    return cand if cand.exists() else None
+
+
+@contextlib.contextmanager
+def _stage(out: Path, key: str, force: bool, d: Dist) -> Iterator[Stage]:
+    """The train Stage on every rank, rank 0 first: it claims the folder (and drops a stale
+    manifest) before the others look, so all ranks see the same folder."""
+    if not d.is_main:
+        d.barrier()
+    with Stage(out, "train", key, force=force) as st:
+        if d.is_main:
+            d.barrier()
+        yield st
+
+
+def build_state(mcfg: ModelConfig, tcfg: TrainConfig, data: PackedData, d: Dist, ckpt_dir: Path, key: str,
+                resume: bool) -> tuple[TrainState, GPT]:
+    """Device, precision, model (wrapped for the run), optimizer, loss scaler and, when
+    resuming, the newest checkpoint that verifies. Returns the state and the bare model."""
     if tcfg.threads:
         torch.set_num_threads(tcfg.threads)
     set_determinism(tcfg.deterministic)
@@ -157,82 +216,86 @@ def run_train(mcfg: ModelConfig, tcfg: TrainConfig, scfg: StabilityConfig, data_
         log(f"[yellow]{warning}")
     torch.manual_seed(tcfg.seed)
     raw = GPT(mcfg).to(device)
-    flops_per_token = raw.flops_per_token()
+    flops_per_token = raw.flops_per_token()              # on the bare model, before any wrapping
     if tcfg.activation_checkpointing:
         blocks = set(map(id, distributed.blocks_of(raw)))
         apply_activation_checkpointing(raw, check_fn=lambda m: id(m) in blocks)
     model = distributed.wrap(raw, d, device)
     opt = build_optimizer(model, tcfg)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    schedule = BatchSchedule(tcfg, data.seq_len, multiple_of=d.world)
-    step, skips = 0, []
-    ckpt_dir = out / "checkpoints"
-    if resume and list_checkpoints(ckpt_dir):
-        ckpt = latest_valid(ckpt_dir, log=log)
-        if ckpt is None:
-            log("[yellow]train: no checkpoint verifies; starting from scratch")
-        else:
-            st = json.loads((ckpt / "state.json").read_text())
-            if st.get("config_key") not in (None, key):
-                raise ConfigError(f"{ckpt}: written with a different model/train config; gptlab does not "
-                                  "change hyperparameters mid-run (use a new --out, or the original config)")
-            st = load_checkpoint(ckpt, model, opt)
-            step, skips = st["step"], st.get("skips", [])
-            if "scaler" in st and scaler.is_enabled():
-                scaler.load_state_dict(st["scaler"])
-            log(f"train: resumed from {ckpt.name} (step {step})")
-    batches = Batches(data, schedule, tcfg.seed, skips)
+    step, skips = _resume(ckpt_dir, model, opt, scaler, key) if resume else (0, [])
     if d.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write(out / "config.toml", to_toml(sections))
         log(f"train: {raw.num_params() / 1e6:.2f}M params (non-embedding), {precision} on {device}"
             f"{f' × {d.world} ranks ({d.mode})' if d.world > 1 else ''}, {tcfg.max_steps} steps × "
             f"{tcfg.batch_size} × {data.seq_len} tokens")
+    batches = Batches(data, BatchSchedule(tcfg, data.seq_len, multiple_of=d.world), tcfg.seed, skips)
     state = TrainState(step=step, model=model, optimizer=opt, batches=batches, dist=d, device=device,
                        scaler=scaler, autocast=autocast(precision, device), lr_at=lr_schedule(tcfg),
-                       seq_len=data.seq_len, flops_per_token=flops_per_token,
-                       peak_flops=peak_flops(tcfg.peak_tflops, device), vocab_size=mcfg.vocab_size,
-                       lr_spike_factor=scfg.lr_spike_factor,
+                       seq_len=data.seq_len, precision=precision, flops_per_token=flops_per_token,
+                       peak_flops=peak_flops(tcfg.peak_tflops, device),
                        forward=torch.compile(model) if tcfg.compile else None)
+    return state, raw
 
+
+def _resume(ckpt_dir: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+            key: str) -> tuple[int, list]:
+    """Load the newest checkpoint that verifies into model, optimizer and scaler; returns
+    its step and skip list, or (0, []) when there is none to resume."""
+    if not list_checkpoints(ckpt_dir):
+        return 0, []
+    ckpt = latest_valid(ckpt_dir, log=log)
+    if ckpt is None:
+        log("[yellow]train: no checkpoint verifies; starting from scratch")
+        return 0, []
+    st = json.loads((ckpt / "state.json").read_text())
+    if st.get("config_key") not in (None, key):
+        raise ConfigError(f"{ckpt}: written with a different model/train config; gptlab does not "
+                          "change hyperparameters mid-run (use a new --out, or the original config)")
+    st = load_checkpoint(ckpt, model, opt)
+    if "scaler" in st and scaler.is_enabled():
+        scaler.load_state_dict(st["scaler"])
+    log(f"train: resumed from {ckpt.name} (step {st['step']})")
+    return st["step"], st.get("skips", [])
+
+
+def build_hooks(tcfg: TrainConfig, scfg: StabilityConfig, out: Path, state: TrainState, sections: dict, key: str,
+                tokenizer_file: str | Path | None, eval_fn: EvalFn | None, extra_hooks: Sequence[Hook],
+                vocab_size: int) -> list[Hook]:
+    """The run's hooks, in no particular order: train_loop sorts them by their ``order``.
+    Rank 0 alone evaluates and writes metrics and events; every rank checkpoints (FSDP gathers)."""
+    main = state.dist.is_main
+    metrics = MetricsHook(out, tensorboard=os.environ.get("GPTLAB_TENSORBOARD", "1") != "0") if main else None
+    events = EventLog(out / "events.jsonl" if main else None, metrics)
+    hooks: list[Hook] = list(extra_hooks)
+    if main:
+        hooks += [metrics, ProgressHook(tcfg.max_steps, tcfg.log_every)]
+        if eval_fn is not None and tcfg.eval_every:
+            hooks.append(EvalHook(tcfg.eval_every, eval_fn, metrics))
+    if scfg.inject:
+        hooks.append(FaultInjector(scfg.inject, events, vocab_size, scfg.lr_spike_factor))
+    if scfg.enabled:
+        hooks.append(StabilityGuard(scfg, events, out / "checkpoints", log))
+    hooks.append(CheckpointHook(out / "checkpoints", tcfg.checkpoint_every, tcfg.keep_checkpoints, tcfg.max_steps,
+                                sections, tokenizer_file, _resume_state(key)))
+    return hooks
+
+
+def _resume_state(key: str) -> Callable[[TrainState], dict[str, Any]]:
+    """What a checkpoint carries besides weights and optimizer, for a bitwise-exact resume."""
     def extra(s: TrainState) -> dict[str, Any]:
         return {"config_key": key, "data_position": s.batches.position(s.step), "skips": s.batches.skips,
                 "batch_size": s.batches.size(s.step),
                 **({"scaler": s.scaler.state_dict()} if s.scaler.is_enabled() else {})}
+    return extra
 
-    metrics = MetricsHook(out, tensorboard=os.environ.get("GPTLAB_TENSORBOARD", "1") != "0") if d.is_main else None
-    hooks: list[Hook] = []
-    if eval_fn is not None and tcfg.eval_every and d.is_main:
-        hooks.append(EvalHook(tcfg.eval_every, eval_fn, metrics))
-    hooks += list(extra_hooks)
-    if d.is_main:
-        hooks += [metrics, ProgressHook(tcfg.max_steps, tcfg.log_every)]
-    events = EventLog(out / "events.jsonl" if d.is_main else None, metrics)
-    if scfg.inject:
-        hooks.insert(0, FaultInjector(scfg.inject, events))
-    if scfg.enabled:
-        hooks.append(StabilityGuard(scfg, events, ckpt_dir, log))
-    hooks.append(CheckpointHook(ckpt_dir, tcfg.checkpoint_every, tcfg.keep_checkpoints, tcfg.max_steps,
-                                sections, tokenizer_file, extra))
-    t0, start_step = now(), step
-    train_loop(state, tcfg, hooks)
-    elapsed = now() - t0
-    distributed.cleanup(d)
-    if not d.is_main:
-        return {}
-    final = latest_valid(ckpt_dir)
+
+def summarize(state: TrainState, out: Path, raw: GPT, start_step: int, elapsed: float) -> dict[str, Any]:
+    """The stage summary: losses from metrics.jsonl, tokens, throughput, the final checkpoint."""
+    final = latest_valid(out / "checkpoints")
     losses = [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines()]
-    summary = {"steps": state.step, "first_loss": losses[0], "final_loss": sum(losses[-10:]) / len(losses[-10:]),
-               "params": raw.num_params(), "precision": precision, "device": str(device), "world": d.world,
-               "tokens": batches.position(state.step) * data.seq_len,
-               "tokens_per_s": (batches.position(state.step) - batches.position(start_step)) * data.seq_len
-               / max(elapsed, 1e-9), "checkpoint": str(final.relative_to(out)) if final else None}
-    if state.stop:
-        log(f"[red]train: stopped early at step {state.step}: {state.stop_reason}")
-        summary["stopped"] = state.stop_reason
-        return summary
-    outputs = ["metrics.jsonl", "config.toml"] + [str(p.relative_to(out)) for p in final.iterdir() if p.is_file()]
-    write_manifest(out, stage="train", key=key, outputs=outputs, config=sections, summary=summary)
-    log(f"train: loss {summary['first_loss']:.3f} → {summary['final_loss']:.3f} in {state.step} steps "
-        f"({summary['tokens_per_s']:.0f} tok/s) → {out}")
-    return summary
+    b, seq = state.batches, state.seq_len
+    return {"steps": state.step, "first_loss": losses[0], "final_loss": sum(losses[-10:]) / len(losses[-10:]),
+            "params": raw.num_params(), "precision": state.precision, "device": str(state.device),
+            "world": state.dist.world, "tokens": b.position(state.step) * seq,
+            "tokens_per_s": (b.position(state.step) - b.position(start_step)) * seq / max(elapsed, 1e-9),
+            "checkpoint": str(final.relative_to(out)) if final else None}

@@ -9,9 +9,7 @@ after a restart the on-disk checkpoints serve instead. Rollbacks have a budget: 
 ``max_rollbacks`` within ``budget_window`` steps the run stops with a report instead of
 looping. Every event goes to ``events.jsonl`` and TensorBoard.
 
-Faults can be injected (``stability.inject=poison@120,lr_spike@300,nan@400``). A fault is
-tied to the *batch* the step reads in the original order, as a bad batch would be: once
-the guard skips that batch, the fault cannot come back.
+Faults to test it with are injected by :mod:`gptlab.train.faults`.
 """
 from __future__ import annotations
 
@@ -28,9 +26,9 @@ from safetensors.torch import load_file
 
 from gptlab.checkpoint import _unflatten_optimizer, list_checkpoints, load_weights
 from gptlab.manifest import verify
-from gptlab.train.config import parse_faults
 from gptlab.train.distributed import full_state, load_full_state
-from gptlab.train.hooks import Hook, TrainState
+from gptlab.train.hooks import ORDER_GUARD, CheckpointHook, EvalHook, Hook
+from gptlab.train.state import TrainState
 
 # ----------------------------------------------------------------------------- detectors
 
@@ -67,34 +65,6 @@ def nonfinite(m: dict[str, Any]) -> dict | None:
     return None
 
 
-# ----------------------------------------------------------------------------- fault injection
-
-class FaultInjector(Hook):
-    """Arms a fault when the step reads the batch that the original run read at STEP."""
-
-    def __init__(self, spec: str, events: "EventLog"):
-        self.faults = parse_faults(spec)
-        self.events = events
-        self.targets: dict[int, str] = {}
-
-    def on_train_start(self, state: TrainState) -> None:
-        # Positions in the global order, fixed by the schedule alone (no skips).
-        self.targets = {state.batches.schedule.start(step - 1): kind for kind, step in self.faults}
-
-    def on_step_start(self, state: TrainState) -> None:
-        state.fault = self.targets.get(state.batches.position(state.step))
-        if state.fault:
-            self.events.write({"event": "inject", "fault": state.fault, "step": state.step + 1,
-                               "position": state.batches.position(state.step)})
-
-
-def poison(x: torch.Tensor, y: torch.Tensor, step: int, vocab: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A garbage batch: uniformly random tokens, seeded by the step (so replays match)."""
-    g = torch.Generator().manual_seed(step)
-    return (torch.randint(0, vocab, x.shape, generator=g).to(x.device),
-            torch.randint(0, vocab, y.shape, generator=g).to(y.device))
-
-
 # ----------------------------------------------------------------------------- the guard
 
 class EventLog:
@@ -114,6 +84,12 @@ class EventLog:
 
 
 class StabilityGuard(Hook):
+    """Judges each step's finished metrics (so it runs after the hooks that add to them) and
+    may roll the step back (so before the checkpoint, which must not save such a step)."""
+    order = ORDER_GUARD
+    runs_after = (EvalHook,)
+    runs_before = (CheckpointHook,)
+
     def __init__(self, scfg, events: EventLog, checkpoint_dir: Path | None = None, log=print):
         self.cfg, self.events, self.checkpoint_dir, self.log = scfg, events, checkpoint_dir, log
         self.detectors = []

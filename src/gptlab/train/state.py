@@ -1,0 +1,41 @@
+"""What the training loop and its hooks share: one mutable record, built once per run.
+
+A module of its own so that the loop, the hooks and the stability guard can all name it
+without importing each other.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from gptlab.train.batches import Batches
+from gptlab.train.distributed import Dist
+
+
+@dataclass
+class TrainState:
+    """Everything the loop and its hooks share. Hooks may roll ``step`` back, extend the
+    skip list of ``batches``, scale this step's learning rate through ``lr_scale``, or set
+    ``stop`` (with a reason) to end the run."""
+    step: int                                   # optimizer steps taken so far
+    model: torch.nn.Module                      # as wrapped for the run (DDP, FSDP or the bare model)
+    optimizer: torch.optim.Optimizer
+    batches: Batches                            # batch(step), a pure function of the step and skip list
+    dist: Dist
+    device: torch.device
+    scaler: torch.amp.GradScaler                # enabled for fp16 only; a no-op otherwise
+    autocast: contextlib.AbstractContextManager  # entered around every forward pass
+    lr_at: Callable[[int], float]               # the schedule: step → learning rate
+    seq_len: int
+    precision: str = "fp32"
+    flops_per_token: float = 0.0
+    peak_flops: float | None = None
+    forward: Callable[[torch.Tensor], torch.Tensor] | None = None   # torch.compile(model), when compiling
+    # The loop resets this to 1 before every step's on_step_start and multiplies the
+    # scheduled lr by it, so a hook's change lasts exactly one step.
+    lr_scale: float = 1.0
+    stop: bool = False
+    stop_reason: str = ""
