@@ -186,9 +186,10 @@ def run_bakeoff(train_path: str | Path, test_path: str | Path, settings: Bakeoff
     prompted = next((a for a in arms if a["family"] == "prompt"), None)
     measured = {"labels": len(train), "measured_winner": comparison["winner"],
                 "measured_cheaper": comparison.get("cheaper"), "measured_hybrid": comparison.get("hybrid")}
-    for name, key in (("measured_difference", "difference"), ("measured_hybrid_difference", "hybrid_difference")):
-        if key in comparison:   # the numbers the advice quotes
-            measured[name], (measured[name + "_low"], measured[name + "_high"]) = comparison[key], comparison[key + "_ci"]
+    for name, diff in (("measured_difference", "difference"), ("measured_hybrid_difference", "hybrid_difference")):
+        if diff in comparison:   # the numbers the advice quotes
+            lo, hi = comparison[diff + "_ci"]
+            measured.update({name: comparison[diff], name + "_low": lo, name + "_high": hi})
     if answers.task == "unknown" and s.task == "classification":
         measured["task"] = "classification"
     if prompted is not None:
