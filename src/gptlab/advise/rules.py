@@ -175,8 +175,8 @@ RULES: tuple[Rule, ...] = (
          "fine-tuned models there.",
          supersedes=("low-resource-language",)),
     Rule("code-pass-at-k", PROMPT, 1, all_of(is_("task", "code"), is_("tests_available", True)),
-         "Code that tests can check suits a large LLM best when it may sample many candidates and keep "
-         "one that passes: that is how Codex and PaLM reached their coding scores (pass@k).",
+         "Code that tests can check suits a prompted LLM best when it may sample many candidates and "
+         "keep one that passes; even Codex and PaLM need that to do well (pass@k).",
          note="for code, draw k samples per problem, keep one that passes the tests, and measure pass@k "
               "rather than a single greedy answer"),
     Rule("few-labels", PROMPT, 3, below("labels", FEW_LABELS),
