@@ -42,17 +42,21 @@ class Typed:
 
 
 def test_interactive_prompts_ask_reask_and_skip():
-    # task, language, task_kinds, knowledge, needs_emergent, mimic_humans, counterfactual, spurious,
-    # labels (a bad answer first, then a good one), distribution, api_affordable, data_may_leave,
-    # large_model_hosting, latency_ms, budget
-    lines = ["classification", "", "", "none", "no", "", "", "", "many", "5000", "in_distribution", "",
-             "no", "", "", ""]
+    # task, language, task_kinds, multimodal, knowledge, needs_emergent, flat_scaling, mimic_humans,
+    # counterfactual, spurious, labels (a bad answer first, then a good one), distribution, api_affordable,
+    # data_may_leave, large_model_hosting, llm_may_label, latency_ms, budget, harmful_content,
+    # toxicity_matters, fairness_matters
+    lines = ["classification", "", "", "", "none", "no", "", "", "", "", "many", "5000", "in_distribution", "",
+             "no", "", "", "", "", "", "", ""]
     out = io.StringIO()
-    ans = ask_interactive(Console(file=out, width=100), stream=Typed(lines))
+    typed = Typed(lines)
+    ans = ask_interactive(Console(file=out, width=100), stream=typed)
     assert ans.task == "classification" and ans.labels == 5000 and ans.data_may_leave is False
     assert ans.distribution == "in_distribution" and ans.needs_emergent is False and ans.language == "unknown"
     assert "invalid literal" in out.getvalue()          # the bad labels answer was explained and re-asked
     assert "retrieval" not in out.getvalue().lower()    # only asked when knowledge is world
+    assert "unit tests" not in out.getvalue()           # only asked for code
+    assert not typed.lines                              # every question was asked once
 
 
 def test_cli_flags_yaml_and_json(tmp_path, capsys):
@@ -62,12 +66,24 @@ def test_cli_flags_yaml_and_json(tmp_path, capsys):
     assert main(["advise", "--answers", str(answers), "--labels", "5000", "--data-may-leave", "no", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["recommendation"] == "finetune" and out["answers"]["labels"] == 5000
-    assert {f["id"] for f in out["fired"]} == {"nlu-in-distribution", "data-stays-on-premises"}
+    assert {f["id"] for f in out["fired"]} == {"nlu-in-distribution", "data-stays-on-premises",
+                                               "instruction-tuned-first"}
     assert main(["advise", "--task", "code", "--no-interactive"]) == 0
     text = capsys.readouterr().out
     assert "prompt an LLM" in text and "creative-generation" in text
     assert main(["advise", "--answers", str(tmp_path / "missing.yaml")]) == 2
     assert "missing.yaml" in capsys.readouterr().err
+
+
+def test_cli_offline_labelling_flag_opens_the_hybrid_road(capsys):
+    argv = ["advise", "--task", "classification", "--labels", "0", "--latency-ms", "30", "--data-may-leave", "no",
+            "--large-model-hosting", "no", "--json"]
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["recommendation"] == "finetune"
+    assert main(argv + ["--llm-may-label", "yes"]) == 0
+    assert json.loads(capsys.readouterr().out)["recommendation"] == "hybrid"
+    assert main(["advise", "--measured-difference", "-0.25", "--measured-winner", "prompt", "--json"]) == 0
+    assert "-0.250" in json.loads(capsys.readouterr().out)["summary"]
 
 
 def test_flow_figure_has_every_row_and_the_docs_copy_is_current(capsys):

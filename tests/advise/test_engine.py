@@ -48,3 +48,29 @@ def test_a_new_row_extends_the_table_without_touching_the_engine():
     extra = Rule("always-prompt-for-poems", PROMPT, 5, is_("task", "writing"), "poems")
     advice = advise(answers_from_dict({"task": "writing", "data_may_leave": False}), rules=(extra,))
     assert [f.id for f in advice.fired] == ["always-prompt-for-poems"] and advice.recommendation == PROMPT
+
+
+MEASURED = {"measured_winner": "finetune", "measured_cheaper": "finetune", "measured_difference": 0.533,
+            "measured_difference_low": 0.367, "measured_difference_high": 0.7,
+            "measured_prompt_latency_ms": 161.4, "measured_prompt_usd_per_1k": 0.0045, "latency_ms": 100.0}
+
+
+def test_the_recommendation_quotes_the_bake_off_numbers():
+    advice = advise(answers_from_dict(MEASURED))
+    assert advice.recommendation == FINETUNE
+    assert advice.summary == ("fine-tune a smaller model (measured on your data: winner finetune, "
+                              "fine-tuned − prompted score +0.533 [+0.367, +0.700], "
+                              "prompting 161.4 ms per example and 0.0045 USD per 1,000 examples)")
+    reasons = {f.id: f.reason for f in advice.fired}
+    assert reasons["measured-finetune-wins"].endswith("(fine-tuned minus prompted per-example score +0.533, "
+                                                      "95% interval [+0.367, +0.700])")
+    assert reasons["measured-latency-over-budget"].endswith("(measured 161.4 ms per example, budget 100 ms)")
+
+
+def test_reasons_stay_plain_when_their_numbers_are_unknown():
+    # A verdict given by hand, without the difference: the row fires, its reason quotes nothing.
+    advice = advise(answers_from_dict({"measured_winner": "prompt"}))
+    (fired,) = advice.fired
+    assert fired.reason.endswith("excludes zero.") and "+" not in fired.reason
+    assert advice.summary == "prompt an LLM, few-shot (measured on your data: winner prompt)"
+    assert advise(answers_from_dict({"spurious": True})).summary == "fine-tune a smaller model"

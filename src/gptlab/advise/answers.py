@@ -11,7 +11,7 @@ import dataclasses
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from rich.console import Console
 from rich.prompt import Prompt
@@ -31,11 +31,14 @@ class Answers:
     # --- the task itself
     task: Task = UNKNOWN
     translation: Literal["unknown", "into_english", "out_of_english", "between_high_resource"] = UNKNOWN
+    tests_available: bool | None = None
     language: Literal["unknown", "english", "high_resource", "low_resource"] = UNKNOWN
     task_kinds: int | None = bounded(1, None, default=None)
+    multimodal: bool | None = None
     knowledge: Literal["unknown", "none", "in_context", "world"] = UNKNOWN
     retrieval: bool | None = None
     needs_emergent: bool | None = None
+    flat_scaling: bool | None = None
     mimic_humans: bool | None = None
     counterfactual: bool | None = None
     spurious: bool | None = None
@@ -46,25 +49,42 @@ class Answers:
     api_affordable: bool | None = None
     data_may_leave: bool | None = None
     large_model_hosting: bool | None = None
+    llm_may_label: bool | None = None
     latency_ms: float | None = bounded(0.0, None, default=None)
     budget_usd_per_1k: float | None = bounded(0.0, None, default=None)
+    # --- beyond accuracy (HELM measures these beside it)
+    harmful_content: bool | None = None
+    toxicity_matters: bool | None = None
+    fairness_matters: bool | None = None
     # --- measured by the bake-off
     measured_winner: Literal["unknown", "prompt", "finetune", "tie"] = UNKNOWN
     measured_cheaper: Literal["unknown", "prompt", "finetune"] = UNKNOWN
     measured_hybrid: Literal["unknown", "keeps_quality", "loses_quality"] = UNKNOWN
     measured_prompt_latency_ms: float | None = bounded(0.0, None, default=None)
     measured_prompt_usd_per_1k: float | None = bounded(0.0, None, default=None)
+    # per-example score of the best fine-tuned arm minus the prompted arm's, with its 95% interval
+    measured_difference: float | None = bounded(-1.0, 1.0, default=None)
+    measured_difference_low: float | None = bounded(-1.0, 1.0, default=None)
+    measured_difference_high: float | None = bounded(-1.0, 1.0, default=None)
+    # the same for the hybrid arm (a small model trained on the prompted LM's labels) minus the prompted arm
+    measured_hybrid_difference: float | None = bounded(-1.0, 1.0, default=None)
+    measured_hybrid_difference_low: float | None = bounded(-1.0, 1.0, default=None)
+    measured_hybrid_difference_high: float | None = bounded(-1.0, 1.0, default=None)
 
 
 # One question per answer, in the order the interactive mode asks them.
 QUESTIONS: dict[str, str] = {
     "task": "What kind of task is it?",
     "translation": "If it is translation: which direction?",
-    "language": "Which language are the inputs in?",
+    "tests_available": "If it is code: can a candidate be checked automatically (unit tests)?",
+    "language": "Which language are the inputs in (for translation, the source; mid-resource counts as low)?",
     "task_kinds": "How many different kinds of task must one system handle?",
+    "multimodal": "Do the inputs or outputs include images, audio or video, not only text?",
     "knowledge": "Where does the knowledge to solve it live (none needed, in the input, the world)?",
     "retrieval": "Could a retrieval step (search, a document store) supply that knowledge?",
     "needs_emergent": "Does it need multi-step reasoning (chain of thought, hard BIG-Bench-like tasks)?",
+    "flat_scaling": "Is it like the BIG-Bench tasks where larger models did no better (navigate, mathematical "
+                    "induction from false premises)?",
     "mimic_humans": "Must the system mimic a human (open conversation, persona)?",
     "counterfactual": "Does the task contradict common world knowledge (redefined maths, modified quotes)?",
     "spurious": "Is the task prone to spurious correlations (negation, shortcut cues)?",
@@ -73,8 +93,20 @@ QUESTIONS: dict[str, str] = {
     "api_affordable": "Is calling a large-LLM API for every request within budget?",
     "data_may_leave": "May the data leave your premises (be sent to an API)?",
     "large_model_hosting": "Can you host or reach a large model with the hardware and engineering you have?",
+    "llm_may_label": "May a large model label or generate training data offline (hosted or local), even if it "
+                     "cannot serve requests?",
     "latency_ms": "Latency budget per request, in milliseconds (blank if none)?",
     "budget_usd_per_1k": "Budget in USD per 1,000 requests (blank if none)?",
+    "harmful_content": "Would harmful generated content (unsafe advice, abuse) reaching users be a serious risk?",
+    "toxicity_matters": "Must the outputs' toxicity be measured and kept low?",
+    "fairness_matters": "Must it work equally well for different groups of people (fairness, bias)?",
+}
+
+# Asked interactively only when an earlier answer makes them relevant (flags and YAML may always give them).
+ASK_ONLY_IF: dict[str, Callable[[dict[str, Any]], bool]] = {
+    "translation": lambda d: d.get("task") == "translation",
+    "tests_available": lambda d: d.get("task") == "code",
+    "retrieval": lambda d: d.get("knowledge") == "world" or d.get("task") == "closed_book_qa",
 }
 
 
@@ -176,9 +208,7 @@ def ask_interactive(console=None, stream=None) -> Answers:
     data: dict[str, Any] = {}
     for name, question in QUESTIONS.items():
         tp = _base_type(hints[name])
-        if name == "translation" and data.get("task") != "translation":
-            continue
-        if name == "retrieval" and data.get("knowledge") != "world" and data.get("task") != "closed_book_qa":
+        if name in ASK_ONLY_IF and not ASK_ONLY_IF[name](data):
             continue
         choices = list(choices_of(hints[name]))
         if tp is bool:

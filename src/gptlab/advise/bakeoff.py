@@ -202,6 +202,10 @@ def _bakeoff(train: list, test: list, train_path, test_path, s: BakeoffSettings,
     prompted = next((a for a in arms if a["family"] == "prompt"), None)
     measured = {"labels": len(train), "measured_winner": comparison["winner"],
                 "measured_cheaper": comparison.get("cheaper"), "measured_hybrid": comparison.get("hybrid")}
+    for name, diff in (("measured_difference", "difference"), ("measured_hybrid_difference", "hybrid_difference")):
+        if diff in comparison:   # the numbers the advice quotes
+            lo, hi = comparison[diff + "_ci"]
+            measured.update({name: comparison[diff], name + "_low": lo, name + "_high": hi})
     if answers.task == "unknown" and s.task == "classification":
         measured["task"] = "classification"
     if prompted is not None:

@@ -8,17 +8,22 @@
 4. Confidence is the winner's share of all votes, damped when there is little evidence:
    ``winner / (total + 2)``. One weight-2 row alone gives 0.5; several agreeing rows
    approach 1; a split vote stays low.
+5. ``check`` rows vote for nothing; they add what to measure to the notes.
+
+When the bake-off has run, its numbers (the ``measured_*`` answers) are quoted in the
+reasons of the rows they made fire and in the recommendation itself.
 """
 from __future__ import annotations
 
+import string
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from gptlab.advise.answers import Answers, to_dict
-from gptlab.advise.rules import FINETUNE, HYBRID, PROMPT, RETRIEVAL, RULES, VERDICTS, Rule
+from gptlab.advise.answers import UNKNOWN, Answers, to_dict
+from gptlab.advise.rules import FEW_LABELS, FINETUNE, HYBRID, PROMPT, RETRIEVAL, RULES, VERDICTS, Rule
 
 TIE_ORDER = (FINETUNE, RETRIEVAL, HYBRID, PROMPT)
 EVIDENCE_DAMPING = 2.0
@@ -50,13 +55,49 @@ class Advice:
         return asdict(self)
 
 
+def _known(value: Any) -> bool:
+    return value is not None and value != UNKNOWN
+
+
+def reason_with_evidence(rule: Rule, ans: Answers) -> str:
+    """The row's reason, followed by its numbers when every answer they quote is known."""
+    if not rule.evidence:
+        return rule.reason
+    values = to_dict(ans)
+    names = {name for _, name, _, _ in string.Formatter().parse(rule.evidence) if name}
+    if not all(_known(values[n]) for n in names):
+        return rule.reason
+    return f"{rule.reason} ({rule.evidence.format(**values)})"
+
+
+def measured_numbers(ans: Answers) -> str:
+    """What the bake-off measured, in one phrase ("" when it has not run)."""
+    parts = []
+    if _known(ans.measured_winner):
+        parts.append(f"winner {ans.measured_winner}")
+    for label, name in (("fine-tuned", "measured_difference"), ("hybrid", "measured_hybrid_difference")):
+        diff, lo, hi = (getattr(ans, name + tail) for tail in ("", "_low", "_high"))
+        if diff is not None:
+            interval = f" [{lo:+.3f}, {hi:+.3f}]" if lo is not None and hi is not None else ""
+            parts.append(f"{label} − prompted score {diff:+.3f}{interval}")
+    cost = []
+    if ans.measured_prompt_latency_ms is not None:
+        cost.append(f"{ans.measured_prompt_latency_ms:.1f} ms per example")
+    if ans.measured_prompt_usd_per_1k is not None:
+        cost.append(f"{ans.measured_prompt_usd_per_1k:.3g} USD per 1,000 examples")
+    if cost:
+        parts.append("prompting " + " and ".join(cost))
+    return ", ".join(parts)
+
+
 def fired_rules(ans: Answers, rules: tuple[Rule, ...] = RULES) -> list[Fired]:
     hits = [r for r in rules if r.when.holds(ans)]
     ids = {r.id for r in hits}
     out = []
     for r in hits:
         by = next((o.id for o in hits if r.id in o.supersedes and o.id in ids), None)
-        out.append(Fired(r.id, r.verdict, r.weight, r.reason, str(r.when), r.source, superseded_by=by))
+        out.append(Fired(r.id, r.verdict, r.weight, reason_with_evidence(r, ans), str(r.when), r.source,
+                         superseded_by=by))
     return out
 
 
@@ -68,14 +109,17 @@ def advise(ans: Answers, rules: tuple[Rule, ...] = RULES) -> Advice:
     fired = fired_rules(ans, rules)
     scores = {v: 0 for v in VERDICTS}
     for f in fired:
-        if f.superseded_by is None:
+        if f.superseded_by is None and f.verdict in scores:     # check rows have no verdict to vote for
             scores[f.verdict] += f.weight
     total = sum(scores.values())
     notes = [r.note for r in rules if r.note and any(f.id == r.id and f.superseded_by is None for f in fired)]
+    measured = measured_numbers(ans)
     if total == 0:
         # Nothing known yet: prompting needs no labels and no training, so it is the cheapest first try.
-        return Advice(PROMPT, VERDICTS[PROMPT], 0.0, "none", scores, fired,
-                      notes + ["no rule fired: answer more questions, or measure with `gptlab advise bakeoff`"],
+        what = "no rule voted" if fired else "no rule fired"
+        summary = VERDICTS[PROMPT] + (f" (measured on your data: {measured})" if measured else "")
+        return Advice(PROMPT, summary, 0.0, "none", scores, fired,
+                      notes + [f"{what}: answer more questions, or measure with `gptlab advise bakeoff`"],
                       to_dict(ans))
     best = max(TIE_ORDER, key=lambda v: (scores[v], -TIE_ORDER.index(v)))
     confidence = scores[best] / (total + EVIDENCE_DAMPING)
@@ -83,6 +127,12 @@ def advise(ans: Answers, rules: tuple[Rule, ...] = RULES) -> Advice:
     if best == PROMPT:
         zero = any(f.id == "cloze-zero-shot" and f.superseded_by is None for f in fired) or ans.labels == 0
         summary = "prompt an LLM, " + ("zero-shot" if zero else "few-shot")
+    if measured:
+        summary += f" (measured on your data: {measured})"
+    if best in (FINETUNE, RETRIEVAL) and ans.labels is not None and ans.labels < FEW_LABELS:
+        # The constraints rule the LLM out, but the small model still has to learn from something.
+        notes.append(f"fine-tuning needs labelled examples and you have {ans.labels}: label more first "
+                     "(by hand, or with a large model where one may see the data)")
     return Advice(best, summary, round(confidence, 3), _level(confidence), scores, fired, notes, to_dict(ans))
 
 

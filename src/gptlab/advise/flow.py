@@ -10,10 +10,11 @@ import json
 import textwrap
 from pathlib import Path
 
-from gptlab.advise.rules import RULES, VERDICTS, Rule
+from gptlab.advise.rules import OUTCOMES, RULES, VERDICTS, Rule
 from gptlab.manifest import atomic_path, atomic_write
 
-COLOURS = {"prompt": "#dbe9f6", "finetune": "#e3f1dc", "hybrid": "#fbe8c8", "retrieval": "#eadff3"}
+COLOURS = {"prompt": "#dbe9f6", "finetune": "#e3f1dc", "hybrid": "#fbe8c8", "retrieval": "#eadff3",
+           "check": "#eeeeee"}
 
 
 def _escape(text: str) -> str:
@@ -27,15 +28,16 @@ def _node(rule: Rule) -> str:
 def mermaid(rules: tuple[Rule, ...] = RULES) -> str:
     lines = ["flowchart LR", '  start(["your task, data and constraints"])']
     groups = [("guide", "the guide"), ("measured", "measured by the bake-off")]
-    for verdict, label in VERDICTS.items():
+    for verdict, label in OUTCOMES.items():
         lines.append(f'  v_{verdict}[["{_escape(label)}"]]')
     for source, title in groups:
-        for verdict in VERDICTS:
+        for verdict in OUTCOMES:
             rows = [r for r in rules if r.source == source and r.verdict == verdict]
             if not rows:
                 continue
             sub = f"g_{source}_{verdict}"
-            lines.append(f'  subgraph {sub} ["{_escape(title)}: for {verdict}"]')
+            what = f"for {verdict}" if verdict in VERDICTS else "to measure, no vote"
+            lines.append(f'  subgraph {sub} ["{_escape(title)}: {what}"]')
             lines.append("    direction TB")
             for r in rows:
                 lines.append(f'    {_node(r)}{{{{"{r.id} (+{r.weight})<br/>{_escape(str(r.when))}"}}}}')
@@ -71,7 +73,7 @@ def png(path: str | Path, rules: tuple[Rule, ...] = RULES) -> Path:
     import matplotlib.pyplot as plt  # noqa: PLC0415  (optional and slow to import; only for plots)
 
 
-    order = sorted(rules, key=lambda r: (list(VERDICTS).index(r.verdict), r.source != "guide"))
+    order = sorted(rules, key=lambda r: (list(OUTCOMES).index(r.verdict), r.source != "guide"))
     texts = [textwrap.fill(f"{r.id} (+{r.weight}):  {r.when}", 96, subsequent_indent="    ") for r in order]
     heights = [t.count("\n") + 1.6 for t in texts]          # in text lines, with a gap between boxes
     group_gap = 2.5                                           # between verdicts, so their boxes never touch
@@ -83,7 +85,7 @@ def png(path: str | Path, rules: tuple[Rule, ...] = RULES) -> Path:
     box = dict(boxstyle="round,pad=0.3", lw=0.8)
     ax.text(0.0, 1.0, "Prompt a large LLM or fine-tune a smaller model?  (+weight; dashed rows are measured "
             "by `gptlab advise bakeoff`)", fontsize=10, weight="bold", va="top")
-    ys: dict[str, list[float]] = {v: [] for v in VERDICTS}
+    ys: dict[str, list[float]] = {v: [] for v in OUTCOMES}
     used = 2.0
     for i, (r, text, h) in enumerate(zip(order, texts, heights)):
         if i and r.verdict != order[i - 1].verdict:
@@ -93,7 +95,7 @@ def png(path: str | Path, rules: tuple[Rule, ...] = RULES) -> Path:
         ys[r.verdict].append(y)
         ax.text(0.0, y, text, fontsize=7.5, va="center", family="monospace",
                 bbox=dict(box, fc=COLOURS[r.verdict], ls="--" if r.source == "measured" else "-"))
-    for verdict, label in VERDICTS.items():
+    for verdict, label in OUTCOMES.items():
         if not ys[verdict]:
             continue
         vy = sum(ys[verdict]) / len(ys[verdict])
