@@ -4,12 +4,15 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 import torch
 
 import gptlab
 from gptlab.config import load_config
 from gptlab.manifest import is_complete, read_manifest
 from gptlab.pipeline import demo_preset, run_all
+
+pytestmark = pytest.mark.slow
 
 STAGES = ("harvest", "curate", "tokenizer", "pack", "train", "eval")
 
