@@ -2,8 +2,9 @@
 
 Each stage's tests get inputs built for them, one stage boundary at a time (builders.py):
 ``curated`` (real text as curate writes it) → ``tokenizer_dir`` → ``pack_dir`` →
-``trained_checkpoint``. A test asks for the nearest boundary before its own stage, so a
-broken stage fails its own tests and those downstream of it, not every test.
+``trained_checkpoint`` (or ``untrained_checkpoint_dir``, which needs only the tokenizer). A test
+asks for the nearest boundary before its own stage, so a broken stage fails its own tests and
+those downstream of it, not every test.
 
 ``tiny_run`` builds one real `gptlab demo --size tiny` run per session (harvest → curate →
 tokenizer → pack → train → eval → report on the embedded corpus). Only end-to-end tests use
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from builders import build_pack, build_tokenizer, train_checkpoint, write_curated
+from builders import build_pack, build_tokenizer, train_checkpoint, untrained_checkpoint, write_curated
 from gptlab.checkpoint import latest_valid
 from gptlab.config import load_config
 from gptlab.pipeline import demo_preset, run_all
@@ -65,6 +66,13 @@ def trained_checkpoint(pack_dir, mini_run) -> Path:
     """The newest checkpoint of a short `run_train` on ``pack_dir`` (the tiny demo's model:
     2 layers, width 64), with the tokenizer. ``mini_run`` then holds train/ like a run folder."""
     return train_checkpoint(pack_dir, mini_run / "train")
+
+
+@pytest.fixture(scope="session")
+def untrained_checkpoint_dir(tokenizer_dir, tmp_path_factory) -> Path:
+    """A seeded, untrained GPT of the same shape with ``tokenizer_dir``'s tokenizer, saved as a
+    checkpoint: for tests of scoring and plumbing where what the model learned is irrelevant."""
+    return untrained_checkpoint(tmp_path_factory.mktemp("untrained"), tokenizer_dir / "tokenizer.json")
 
 
 @pytest.fixture(scope="session")

@@ -15,12 +15,12 @@ def domain_set(curated, tmp_path_factory) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="session")
-def hf_model_dir(trained_checkpoint, tmp_path_factory) -> Path:
-    """A tiny random GPT-2 with the trained checkpoint's tokenizer, saved as a local Hugging Face folder."""
+def hf_model_dir(tokenizer_dir, tmp_path_factory) -> Path:
+    """A tiny random GPT-2 with the session's tokenizer, saved as a local Hugging Face folder."""
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast  # noqa: PLC0415  (optional extra (transformers), seconds to import)
 
     out = tmp_path_factory.mktemp("hf") / "tiny-gpt2"
-    tok = PreTrainedTokenizerFast(tokenizer_file=str(trained_checkpoint / "tokenizer.json"),
+    tok = PreTrainedTokenizerFast(tokenizer_file=str(tokenizer_dir / "tokenizer.json"),
                                   eos_token="<|endoftext|>", bos_token="<|endoftext|>")
     torch.manual_seed(0)
     cfg = GPT2Config(vocab_size=tok.vocab_size, n_positions=48, n_embd=32, n_layer=2, n_head=2,
