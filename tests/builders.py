@@ -48,7 +48,7 @@ STDLIB_MODULES = [
     "collections/__init__.py", "json/decoder.py", "json/encoder.py", "email/message.py", "http/client.py",
     "urllib/parse.py", "xml/dom/minidom.py", "unittest/case.py", "asyncio/tasks.py", "concurrent/futures/_base.py",
 ]
-MAX_CHARS = 6000          # like data.max_doc_bytes: one long module must not dominate the pack
+MAX_CHARS = 6000          # per document, so that one long module does not dominate the pack
 HELDOUT_PER_DOMAIN = 6    # like data.eval_max_docs_per_domain in the tiny demo
 HELDOUT_MAX_CHARS = 3000  # like data.eval_max_chars_per_doc in the tiny demo
 
