@@ -19,9 +19,11 @@ from pathlib import Path
 import pytest
 import torch
 
+import builders
 from builders import build_pack, build_tokenizer, train_checkpoint, untrained_checkpoint, write_curated
 from gptlab.checkpoint import latest_valid
 from gptlab.config import load_config
+from gptlab.console import setup_logging
 from gptlab.pipeline import demo_preset, run_all
 
 os.environ.setdefault("GPTLAB_PROGRESS", "0")
@@ -87,7 +89,8 @@ def trained_run(trained_checkpoint, mini_run) -> Path:
 def tiny_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tiny") / "run"
     cfg = load_config(None, [], fragments=[demo_preset("tiny")])
-    run_all(cfg, out, workers=2)
+    with builders.one_thread():   # the tiny model trains fastest on one thread, and does not thrash shared cores
+        run_all(cfg, out, workers=2)
     return out
 
 
@@ -100,6 +103,12 @@ def tiny_checkpoint(tiny_run) -> Path:
 
 
 # ----------------------------------------------------------------------------- per test
+
+@pytest.fixture
+def cli_logging():
+    """gptlab's log lines on stderr, as the CLI shows them (``main`` sets this up; a test that
+    reads the log of a library call must not depend on some earlier test having called it)."""
+    setup_logging()
 
 @pytest.fixture
 def one_thread():
