@@ -4,12 +4,22 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 import torch
 
 import gptlab
 from gptlab.config import load_config
 from gptlab.manifest import is_complete, read_manifest
 from gptlab.pipeline import demo_preset, run_all
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(one_thread):
+    """The in-process reruns of the chain train a tiny model: fastest on one thread."""
+    yield
+
 
 STAGES = ("harvest", "curate", "tokenizer", "pack", "train", "eval")
 
@@ -50,7 +60,7 @@ def test_report_has_its_sections(tiny_run):
         assert (tiny_run / "figures" / png).read_bytes()[:4] == b"\x89PNG"
 
 
-def test_rerun_skips_finished_stages(tiny_run, capsys):
+def test_rerun_skips_finished_stages(tiny_run, cli_logging, capsys):
     before = {s: read_manifest(tiny_run / s)["finished_at"] for s in STAGES}
     run_all(load_config(None, [], fragments=[demo_preset("tiny")]), tiny_run, workers=1)
     after = {s: read_manifest(tiny_run / s)["finished_at"] for s in STAGES}

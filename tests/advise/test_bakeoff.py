@@ -13,11 +13,11 @@ from gptlab.cli import main
 from gptlab.manifest import verify
 
 
-def test_domain_bakeoff_on_the_embedded_corpus_writes_a_report(domain_set, tiny_checkpoint, tmp_path, capsys):
+def test_domain_bakeoff_on_the_embedded_corpus_writes_a_report(domain_set, trained_checkpoint, tmp_path, capsys):
     train, test = domain_set
     out = tmp_path / "bakeoff"
     argv = ["advise", "bakeoff", "--train", str(train), "--test", str(test), "--task", "classification",
-            "--model", str(tiny_checkpoint), "--out", str(out), "--shots", "2", "--latency-ms", "5000", "--hybrid",
+            "--model", str(trained_checkpoint), "--out", str(out), "--shots", "2", "--latency-ms", "5000", "--hybrid",
             "--json"]
     assert main(argv) == 0
     report = json.loads(capsys.readouterr().out)
@@ -58,25 +58,26 @@ def test_domain_bakeoff_on_the_embedded_corpus_writes_a_report(domain_set, tiny_
 
 
 def test_bakeoff_with_a_local_hf_model_folder_and_a_separate_small_model(domain_set, hf_model_dir,
-                                                                         tiny_checkpoint, tmp_path):
+                                                                         trained_checkpoint, tmp_path):
     train, test = domain_set
     few = tmp_path / "test.jsonl"
     write_examples(few, read_examples(test, "classification")[:8], "classification")
     report = run_bakeoff(train, few, BakeoffSettings(shots=1, max_chars=120, device="auto"),
-                         model_path=hf_model_dir, small_model_path=tiny_checkpoint)
+                         model_path=hf_model_dir, small_model_path=trained_checkpoint)
     arms = {a["name"]: a for a in report["arms"]}
     assert list(arms) == ["prompt-k-shot", "probe-ngrams", "probe-hidden"] and report["n_test"] == 8
     assert "hf model" in arms["prompt-k-shot"]["method"] and str(hf_model_dir) in arms["prompt-k-shot"]["method"]
-    assert str(tiny_checkpoint) in arms["probe-hidden"]["method"]
+    assert str(trained_checkpoint) in arms["probe-hidden"]["method"]
 
 
-def test_generation_bakeoff_fine_tunes_and_decodes(tiny_checkpoint, tmp_path):
+@pytest.mark.slow
+def test_generation_bakeoff_fine_tunes_and_decodes(trained_checkpoint, tmp_path):
     words = ["bible", "code", "license", "manual", "prose", "changelog"]
     rows = [Example(f"the word {w}", w) for w in words * 3]
     write_examples(tmp_path / "train.jsonl", rows, "generation")
     write_examples(tmp_path / "test.jsonl", rows[:6], "generation")
     s = BakeoffSettings(task="generation", shots=2, finetune_steps=25, finetune_lr=3e-3, max_new_tokens=4)
-    report = run_bakeoff(tmp_path / "train.jsonl", tmp_path / "test.jsonl", s, model_path=tiny_checkpoint,
+    report = run_bakeoff(tmp_path / "train.jsonl", tmp_path / "test.jsonl", s, model_path=trained_checkpoint,
                          out_dir=tmp_path / "out")
     arms = {a["name"]: a for a in report["arms"]}
     assert set(arms) == {"prompt-k-shot", "finetune-lm"}

@@ -24,8 +24,8 @@ def brute_force(model, tok, context, continuation, max_len):
 
 
 @pytest.mark.parametrize("which", ["gptlab", "hf"])
-def test_batched_scores_match_one_at_a_time(which, tiny_checkpoint, hf_model_dir):
-    lm = load_lm(tiny_checkpoint if which == "gptlab" else hf_model_dir)
+def test_batched_scores_match_one_at_a_time(which, untrained_checkpoint_dir, hf_model_dir):
+    lm = load_lm(untrained_checkpoint_dir if which == "gptlab" else hf_model_dir)
     assert lm.kind == which
     long_context = "And the LORD spake unto Moses, saying, " * 40       # far beyond the context: left-truncated
     requests = REQUESTS + [(long_context, " Speak")]
@@ -40,8 +40,8 @@ def test_batched_scores_match_one_at_a_time(which, tiny_checkpoint, hf_model_dir
     assert [s for s, _ in got] == pytest.approx([s for s, _ in again], abs=1e-5)
 
 
-def test_greedy_continuation_is_flagged_and_ranked_first(tiny_checkpoint):
-    lm = load_lm(tiny_checkpoint)
+def test_greedy_continuation_is_flagged_and_ranked_first(trained_checkpoint):
+    lm = load_lm(trained_checkpoint)
     tok, context = lm.tokenizer, "And it came to pass, that"
     with torch.no_grad():
         ids = torch.tensor([[eos_token_id(tok)] + encode(tok, context)])
@@ -54,8 +54,8 @@ def test_greedy_continuation_is_flagged_and_ranked_first(tiny_checkpoint):
     assert pick_choice(scores) == 1
 
 
-def test_trailing_space_moves_to_the_continuation(tiny_checkpoint):
-    lm = load_lm(tiny_checkpoint)
+def test_trailing_space_moves_to_the_continuation(untrained_checkpoint_dir):
+    lm = load_lm(untrained_checkpoint_dir)
     a = loglikelihood(lm.model, lm.tokenizer, [("Label: ", "man")])
     b = loglikelihood(lm.model, lm.tokenizer, [("Label:", " man")])
     assert a == b
@@ -63,8 +63,8 @@ def test_trailing_space_moves_to_the_continuation(tiny_checkpoint):
         loglikelihood(lm.model, lm.tokenizer, [("Label:", "")])
 
 
-def test_mean_hidden_features(tiny_checkpoint, hf_model_dir):
-    for path, width in ((tiny_checkpoint, 64), (hf_model_dir, 32)):
+def test_mean_hidden_features(untrained_checkpoint_dir, hf_model_dir):
+    for path, width in ((untrained_checkpoint_dir, 64), (hf_model_dir, 32)):
         lm = load_lm(path)
         feats = mean_hidden(lm, ["short", "a much longer text " * 30, "short"], batch_size=2)
         assert feats.shape == (3, width)

@@ -134,6 +134,7 @@ def test_parquet_output(tmp_path, prose):
     assert zst == pqt and len(zst) >= 6
 
 
+@pytest.mark.slow
 def test_embedded_demo_run_reports_funnel_clusters_and_reference_set(tiny_run):
     s = read_manifest(tiny_run / "curate")["summary"]
     _reconciles(s)

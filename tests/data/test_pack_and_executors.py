@@ -42,6 +42,7 @@ def ray_local():
     ray.shutdown()
 
 
+@pytest.mark.slow
 def test_local_and_ray_executors_give_identical_curation_and_packing(tmp_path, prose, ray_local):
     inp = _corpus(tmp_path, prose)
     cfg = load_config(None, ["data.docs_per_shard=10", "pack.seq_len=32", "pack.tokens_per_shard=2048"])

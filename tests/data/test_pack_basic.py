@@ -2,16 +2,15 @@ import json
 
 import numpy as np
 
-from gptlab.config import load_config
+from builders import pack_config
 from gptlab.manifest import read_manifest
 from gptlab.pack.build import run_pack
 from gptlab.pack.packed import PackedData
-from gptlab.pipeline import demo_preset
 
 
-def test_packed_index_maps_every_sequence(tiny_run):
-    data = PackedData(tiny_run / "pack")
-    idx = json.loads((tiny_run / "pack" / "index.json").read_text())
+def test_packed_index_maps_every_sequence(pack_dir):
+    data = PackedData(pack_dir)
+    idx = json.loads((pack_dir / "index.json").read_text())
     assert len(data) == idx["n_sequences"] == sum(s["n_sequences"] for s in idx["shards"])
     rows = data.sequences(np.array([0, len(data) - 1, 3]))
     assert rows.shape == (3, data.seq_len + 1) and rows.dtype == np.int64
@@ -22,9 +21,8 @@ def test_packed_index_maps_every_sequence(tiny_run):
     assert counts.shape == (data.vocab_size,) and counts.sum() >= idx["n_tokens"]
 
 
-def test_pack_is_byte_identical_when_rerun(tiny_run, tmp_path):
-    cfg = load_config(None, [], fragments=[demo_preset("tiny")])
-    run_pack(cfg.pack, tiny_run / "curate", tiny_run / "tokenizer", tmp_path / "p")
-    a = read_manifest(tiny_run / "pack")["outputs"]
+def test_pack_is_byte_identical_when_rerun(curated, tokenizer_dir, pack_dir, tmp_path):
+    run_pack(pack_config(), curated, tokenizer_dir, tmp_path / "p")
+    a = read_manifest(pack_dir)["outputs"]
     b = read_manifest(tmp_path / "p")["outputs"]
     assert a == b

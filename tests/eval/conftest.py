@@ -1,10 +1,14 @@
-"""Tiny models and tokenizers built in-process, so most eval tests need no trained run."""
+"""Tiny models and tokenizers built in-process, so most eval tests need no trained run; the rest
+use the session's short training run (``trained_checkpoint`` and the held-out split of ``curated``)."""
 from __future__ import annotations
 
 import pytest
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
+from builders import one_thread
+from gptlab.config import load_config
+from gptlab.eval.bpb import run_eval
 from gptlab.model import GPT, ModelConfig
 
 
@@ -13,6 +17,14 @@ def _tiny_gpt(**overrides):
     fields.update(overrides)
     torch.manual_seed(0)
     return GPT(ModelConfig(**fields)).eval()
+
+
+@pytest.fixture(scope="session")
+def heldout_eval(curated, trained_checkpoint, pack_dir, tmp_path_factory) -> dict:
+    """`run_eval` (default eval settings) of the trained checkpoint on the held-out split: eval.json's content."""
+    with one_thread():
+        return run_eval(load_config().eval, curated / "heldout", trained_checkpoint, pack_dir,
+                        tmp_path_factory.mktemp("eval") / "eval")
 
 
 @pytest.fixture

@@ -1,4 +1,3 @@
-import json
 import math
 
 import numpy as np
@@ -57,8 +56,8 @@ def test_bpb_hand_computed_for_uniform_model_and_unigram():
     assert unigram_bits([[0, 2]], counts) == pytest.approx([-math.log2(p[2])])
 
 
-def test_trained_model_beats_unigram_on_held_out_text(tiny_run):
-    r = json.loads((tiny_run / "eval" / "eval.json").read_text())
+def test_trained_model_beats_unigram_on_held_out_text(heldout_eval):
+    r = heldout_eval
     assert r["overall"]["bpb"] < r["overall"]["unigram_bpb"]
     assert set(r["domains"]) >= {"code", "prose", "bible"}
 

@@ -69,8 +69,8 @@ def test_same_seed_same_text_and_stop_strings(word_tokenizer, tiny_gpt):
     assert cut_at_stop("the cat . sat", [" .", "zzz"]) == "the cat"
 
 
-def test_generate_cli_produces_text_from_the_demo_checkpoint(tiny_run, capsys):
-    assert main(["generate", "--checkpoint", str(tiny_run), "--prompt", "In the beginning",
+def test_generate_cli_produces_text_from_the_demo_checkpoint(trained_run, capsys):
+    assert main(["generate", "--checkpoint", str(trained_run), "--prompt", "In the beginning",
                  "--max-new-tokens", "12", "--seed", "1", "--top-k", "40", "--top-p", "0.95"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("In the beginning") and len(out.strip()) > len("In the beginning")

@@ -28,24 +28,28 @@ TOL = 1e-4
 
 
 @pytest.fixture(scope="module")
-def routes(tiny_run, tiny_checkpoint, tmp_path_factory):
+def model_and_tokenizer(trained_checkpoint):
+    return gptlab.load_model(trained_checkpoint), load_tokenizer(trained_checkpoint)
+
+
+@pytest.fixture(scope="module")
+def routes(curated, trained_checkpoint, model_and_tokenizer, tmp_path_factory):
     os.environ["HF_DATASETS_OFFLINE"] = "1"
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
     tmp = tmp_path_factory.mktemp("harness")
-    mc, gen = write_cloze_tasks(tiny_run / "curate" / "heldout", tmp / "tasks", n_rows=10)
+    mc, gen = write_cloze_tasks(curated / "heldout", tmp / "tasks", n_rows=10)
     for f in (mc, gen):
         write_harness_task(f, tmp / "yaml", max_gen_toks=6)
-    model = gptlab.load_model(tiny_checkpoint)
-    tok = load_tokenizer(tiny_checkpoint)
+    model, tok = model_and_tokenizer
     own = {"mc": evaluate_task(model, tok, load_task(mc)),
            "gen": evaluate_task(model, tok, load_task(gen), max_new_tokens=6)}
-    assert main(["eval", "--harness", f"{mc.stem},{gen.stem}", "--checkpoint", str(tiny_checkpoint),
+    assert main(["eval", "--harness", f"{mc.stem},{gen.stem}", "--checkpoint", str(trained_checkpoint),
                  "--include-path", str(tmp / "yaml"), "--out", str(tmp / "adapter"), "--log-samples"]) == 0
     adapter = json.loads((tmp / "adapter" / "harness" / "results.json").read_text())["summary"]
     adapter["samples"] = json.loads((tmp / "adapter" / "harness" / "samples.json").read_text())
-    hf_dir = export_hf(tiny_checkpoint, tmp / "hf")
+    hf_dir = export_hf(trained_checkpoint, tmp / "hf")
     hf = run_harness([mc.stem, gen.stem], model="hf", include_path=tmp / "yaml", log_samples=True,
                      model_args={"pretrained": str(hf_dir), "dtype": "float32", "add_bos_token": True})
     return {"own": own, "adapter": adapter, "hf": hf, "mc": mc.stem, "gen": gen.stem, "model": model, "tok": tok}
@@ -56,6 +60,7 @@ def _row_lls(summary, task):
     return [[float(r[0][0]) for r in s["resps"]] for s in rows]
 
 
+@pytest.mark.slow
 def test_three_routes_agree_on_multiple_choice(routes):
     own = routes["own"]["mc"]
     assert routes["own"]["mc"]["n"] == 10 and routes["adapter"]["n"][routes["mc"]] == 10
@@ -68,6 +73,7 @@ def test_three_routes_agree_on_multiple_choice(routes):
             assert theirs == pytest.approx(mine, abs=TOL), route
 
 
+@pytest.mark.slow
 def test_three_routes_generate_the_same_answers(routes):
     own = [r["prediction"] for r in routes["own"]["gen"]["rows"]]
     for route in ("adapter", "hf"):
@@ -81,10 +87,10 @@ class _Req:
         self.args = args
 
 
-def test_adapter_rolling_loglikelihood_predicts_every_token_once(routes):
+def test_adapter_rolling_loglikelihood_predicts_every_token_once(model_and_tokenizer):
     """A unigram model (log p independent of context) makes the rolling total hand-computable."""
 
-    tok = routes["tok"]
+    tok = model_and_tokenizer[1]
     V = tok.get_vocab_size()
     logp = torch.log_softmax(torch.randn(V, generator=torch.Generator().manual_seed(0)), -1)
 
@@ -106,9 +112,9 @@ def test_adapter_rolling_loglikelihood_predicts_every_token_once(routes):
     assert total == pytest.approx(logp[ids].sum().item(), abs=1e-4)
 
 
-def test_adapter_on_the_real_model_matches_direct_scoring(routes):
+def test_adapter_on_the_real_model_matches_direct_scoring(model_and_tokenizer):
 
-    model, tok = routes["model"], routes["tok"]
+    model, tok = model_and_tokenizer
     lm = GptlabLM(model=model, tokenizer=tok)
     text = "And God said, Let there be light"
     ids = [eos_token_id(tok)] + encode(tok, text)

@@ -125,9 +125,9 @@ def test_cloze_rows_take_the_gold_from_the_text():
         assert g["query"] == m["query"] and g["answer"] == gold.split()[0]
 
 
-def test_eval_tasks_cli_writes_results_with_a_manifest_and_skips_when_complete(tiny_run, tiny_checkpoint, tmp_path):
-    mc, gen = write_cloze_tasks(tiny_run / "curate" / "heldout", tmp_path / "tasks", n_rows=8)
-    argv = ["eval", "--checkpoint", str(tiny_checkpoint), "--out", str(tmp_path / "ev"),
+def test_eval_tasks_cli_writes_results_with_a_manifest_and_skips_when_complete(curated, untrained_checkpoint_dir, tmp_path):
+    mc, gen = write_cloze_tasks(curated / "heldout", tmp_path / "tasks", n_rows=8)
+    argv = ["eval", "--checkpoint", str(untrained_checkpoint_dir), "--out", str(tmp_path / "ev"),
             "--tasks", f"{mc},{gen}", "eval.num_fewshot=1", "eval.max_new_tokens=4"]
     assert main(argv) == 0
     out = tmp_path / "ev" / "tasks"

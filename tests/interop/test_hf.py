@@ -232,16 +232,16 @@ def test_alibi_slopes_match_transformers(n_head):
 
 # ----------------------------------------------------------------------------- CLI on a real run
 
-def test_cli_export_and_import_of_a_trained_checkpoint(tiny_checkpoint, tmp_path, capsys):
+def test_cli_export_and_import_of_a_trained_checkpoint(trained_checkpoint, tmp_path, capsys):
     from transformers import AutoTokenizer  # noqa: PLC0415  (optional extra (transformers), seconds to import)
 
     out = tmp_path / "hf"
-    assert main(["export", "--format", "hf", "--checkpoint", str(tiny_checkpoint), "--out", str(out)]) == 0
+    assert main(["export", "--format", "hf", "--checkpoint", str(trained_checkpoint), "--out", str(out)]) == 0
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in out.iterdir()}
     hf = AutoModelForCausalLM.from_pretrained(out, local_files_only=True, dtype=torch.float32).eval()
     tok = AutoTokenizer.from_pretrained(out, local_files_only=True)
     x = torch.tensor([tok.encode("In the beginning God created the heaven and the earth.")])
-    ours = gptlab.load_model(tiny_checkpoint)
+    ours = gptlab.load_model(trained_checkpoint)
     with torch.no_grad():
         assert torch.allclose(ours(x), hf(x).logits, atol=ATOL)
     assert hf.config.eos_token_id == tok.eos_token_id

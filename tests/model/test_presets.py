@@ -91,13 +91,13 @@ def test_unknown_preset_is_a_one_line_error():
         load_config(None, ["model.preset=palm2"])
 
 
-def test_a_preset_trains_through_the_trainer_and_reloads(tiny_run, tmp_path):
-    """The real trainer on the tiny run's packed data, with a recipe that uses every new module kind."""
+def test_a_preset_trains_through_the_trainer_and_reloads(pack_dir, tmp_path):
+    """The real trainer on real packed data (the tiny demo's sizes), with a recipe that uses every new module kind."""
     cfg = load_config(None, ["model.preset=bloom", "model.n_layer=2", "model.n_head=2", "model.n_embd=64",
                              "train.max_steps=30", "train.batch_size=8", "train.lr=3e-3", "train.warmup_steps=3",
                              "train.precision=fp32", "train.ramp=none", "train.checkpoint_every=30",
                              "train.log_every=10"])
-    summary = run_train(cfg.model, cfg.train, cfg.stability, tiny_run / "pack", tmp_path / "train")
+    summary = run_train(cfg.model, cfg.train, cfg.stability, pack_dir, tmp_path / "train")
     assert summary["final_loss"] < summary["first_loss"]
     model = gptlab.load_model(tmp_path / "train")
     assert model.config.position == "alibi" and model.config.embed_norm

@@ -17,10 +17,10 @@ def test_bpe_roundtrips_any_text_and_learns_merges(tmp_path):
     assert again.encode("In the beginning").ids == tok.encode("In the beginning").ids
 
 
-def test_tokenizer_is_trained_on_the_training_split_only(tiny_run):
-    tok = load_tokenizer(tiny_run / "tokenizer")
+def test_tokenizer_is_trained_on_the_training_split_only(curated, tokenizer_dir):
+    tok = load_tokenizer(tokenizer_dir)
     assert tok.get_vocab_size() == 1024
-    held = list(read_shard(tiny_run / "curate" / "heldout" / "heldout.jsonl.zst"))
-    assert held, "the tiny run holds documents out"
-    train_ids = {d.id for p in (tiny_run / "curate" / "train").glob("*.zst") for d in read_shard(p)}
+    held = list(read_shard(curated / "heldout" / "heldout.jsonl.zst"))
+    assert held, "the curated fixture holds documents out"
+    train_ids = {d.id for p in (curated / "train").glob("*.zst") for d in read_shard(p)}
     assert not train_ids & {d.id for d in held}

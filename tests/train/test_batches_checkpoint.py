@@ -75,8 +75,8 @@ def test_checkpoint_roundtrip_and_corruption_is_skipped(tmp_path):
     assert all(torch.equal(s1[k]["exp_avg"], s2[k]["exp_avg"]) for k in s1)
 
 
-def test_training_loss_falls_in_the_tiny_run(tiny_run):
-    rows = [json.loads(l) for l in (tiny_run / "train" / "metrics.jsonl").read_text().splitlines()]
+def test_training_loss_falls_in_the_tiny_run(trained_run):
+    rows = [json.loads(l) for l in (trained_run / "train" / "metrics.jsonl").read_text().splitlines()]
     first = sum(r["loss"] for r in rows[:5]) / 5
     last = sum(r["loss"] for r in rows[-5:]) / 5
     assert first - last > 0.5, (first, last)

@@ -56,14 +56,14 @@ def test_bad_injection_spec_is_a_config_error():
 
 
 @pytest.fixture(scope="module")
-def clean(tiny_run, tmp_path_factory):
-    return run(tiny_run / "pack", tmp_path_factory.mktemp("clean") / "run")
+def clean(pack_dir, tmp_path_factory):
+    return run(pack_dir, tmp_path_factory.mktemp("clean") / "run")
 
 
-def test_lr_spike_recovers_and_replays_bitwise(tiny_run, tmp_path, clean):
+def test_lr_spike_recovers_and_replays_bitwise(pack_dir, tmp_path, clean):
     _, clean_rows, clean_events = clean
     assert clean_events == []                            # no false alarms on a healthy run
-    summary, rows, events = run(tiny_run / "pack", tmp_path / "g", ["stability.inject=lr_spike@40"])
+    summary, rows, events = run(pack_dir, tmp_path / "g", ["stability.inject=lr_spike@40"])
     kinds = [e["event"] for e in events]
     assert kinds[:4] == ["inject", "detect", "rollback", "skip"] and "recovered" in kinds
     detect = events[1]
@@ -85,38 +85,38 @@ def test_lr_spike_recovers_and_replays_bitwise(tiny_run, tmp_path, clean):
     assert st["skips"] == [[35, 48]]
 
 
-def test_guard_off_shows_the_divergence_and_the_nan(tiny_run, tmp_path, clean):
-    s, rows, _ = run(tiny_run / "pack", tmp_path / "off", ["stability.enabled=false", "stability.inject=lr_spike@40"])
+def test_guard_off_shows_the_divergence_and_the_nan(pack_dir, tmp_path, clean):
+    s, rows, _ = run(pack_dir, tmp_path / "off", ["stability.enabled=false", "stability.inject=lr_spike@40"])
     assert s["final_loss"] > clean[0]["final_loss"] + 1.0
-    _, rows, _ = run(tiny_run / "pack", tmp_path / "nan", ["stability.enabled=false", "stability.inject=nan@30",
+    _, rows, _ = run(pack_dir, tmp_path / "nan", ["stability.enabled=false", "stability.inject=nan@30",
                                                            "train.max_steps=35"])
     assert all(math.isnan(r["loss"]) for r in rows[30:])
 
 
-def test_nan_is_caught_and_the_run_finishes_finite(tiny_run, tmp_path):
-    s, rows, events = run(tiny_run / "pack", tmp_path / "n", ["stability.inject=nan@30"])
+def test_nan_is_caught_and_the_run_finishes_finite(pack_dir, tmp_path):
+    s, rows, events = run(pack_dir, tmp_path / "n", ["stability.inject=nan@30"])
     assert events[1]["detector"] == "nonfinite-loss"
     assert math.isfinite(s["final_loss"]) and s["steps"] == 60
 
 
-def test_skip_list_survives_kill_and_resume(tiny_run, tmp_path):
+def test_skip_list_survives_kill_and_resume(pack_dir, tmp_path):
     extra = ["stability.inject=poison@40,lr_spike@40"]
-    full, _, _ = run(tiny_run / "pack", tmp_path / "a", extra)
-    run(tiny_run / "pack", tmp_path / "b", extra)
+    full, _, _ = run(pack_dir, tmp_path / "a", extra)
+    run(pack_dir, tmp_path / "b", extra)
     # "Kill" run b after its step-50 checkpoint: drop the later ones and the finished manifest.
     for p in (tmp_path / "b" / "checkpoints").iterdir():
         if p.name > "step-00000050":
             shutil.rmtree(p)
     (tmp_path / "b" / "manifest.json").unlink()
-    resumed, _, _ = run(tiny_run / "pack", tmp_path / "b", extra)
+    resumed, _, _ = run(pack_dir, tmp_path / "b", extra)
     wa = load_file(str(latest_valid(tmp_path / "a" / "checkpoints") / "model.safetensors"))
     wb = load_file(str(latest_valid(tmp_path / "b" / "checkpoints") / "model.safetensors"))
     assert all((wa[k] == wb[k]).all() for k in wa)      # bitwise: the skips were restored
     assert resumed["final_loss"] == full["final_loss"]
 
 
-def test_rollback_budget_stops_with_a_report(tiny_run, tmp_path):
-    s, _, events = run(tiny_run / "pack", tmp_path / "b",
+def test_rollback_budget_stops_with_a_report(pack_dir, tmp_path):
+    s, _, events = run(pack_dir, tmp_path / "b",
                        ["stability.inject=nan@20,nan@28,nan@36", "stability.max_rollbacks=2",
                         "stability.skip_batches=1", "stability.skip_lead=0"])
     assert events[-1]["event"] == "budget-exhausted"

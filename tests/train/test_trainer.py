@@ -85,42 +85,42 @@ def _weights(run):
     return load_file(str(latest_valid(Path(run) / "checkpoints") / "model.safetensors"))
 
 
-def test_same_seed_gives_bitwise_identical_losses_and_weights(tiny_run, tmp_path):
-    _, a = _train(tiny_run / "pack", tmp_path / "a")
-    _, b = _train(tiny_run / "pack", tmp_path / "b")
+def test_same_seed_gives_bitwise_identical_losses_and_weights(pack_dir, tmp_path):
+    _, a = _train(pack_dir, tmp_path / "a")
+    _, b = _train(pack_dir, tmp_path / "b")
     assert a == b                                    # exact float equality, every step
     wa, wb = _weights(tmp_path / "a"), _weights(tmp_path / "b")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
-    _, c = _train(tiny_run / "pack", tmp_path / "c", ["train.seed=7"])
+    _, c = _train(pack_dir, tmp_path / "c", ["train.seed=7"])
     assert c != a                                    # the seed matters (negative control)
 
 
 @pytest.mark.parametrize("extra", [[], ["train.optimizer=adafactor", "train.schedule=rsqrt", "train.z_loss=1e-4",
                                         "train.ramp=steps", "train.ramp_steps=[5]", "train.ramp_batches=[4,8]"]])
-def test_resume_is_bitwise_exact(tiny_run, tmp_path, extra):
-    _, full = _train(tiny_run / "pack", tmp_path / "full", extra)
-    _train(tiny_run / "pack", tmp_path / "part", extra, steps=12)
+def test_resume_is_bitwise_exact(pack_dir, tmp_path, extra):
+    _, full = _train(pack_dir, tmp_path / "full", extra)
+    _train(pack_dir, tmp_path / "part", extra, steps=12)
     # Cut the second run back to its step-8 checkpoint, as if it died at step 9-11.
     ck = tmp_path / "part" / "checkpoints"
     for p in ck.iterdir():
         if p.name > "step-00000008":
             shutil.rmtree(p)
     (tmp_path / "part" / "manifest.json").unlink()
-    _, resumed = _train(tiny_run / "pack", tmp_path / "part", extra)
+    _, resumed = _train(pack_dir, tmp_path / "part", extra)
     assert resumed == full
     wa, wb = _weights(tmp_path / "full"), _weights(tmp_path / "part")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
-def test_resume_refuses_a_changed_config(tiny_run, tmp_path):
-    _train(tiny_run / "pack", tmp_path / "r", steps=4)
+def test_resume_refuses_a_changed_config(pack_dir, tmp_path):
+    _train(pack_dir, tmp_path / "r", steps=4)
     (tmp_path / "r" / "manifest.json").unlink()
     with pytest.raises(ConfigError, match="different model/train config"):
-        _train(tiny_run / "pack", tmp_path / "r", ["train.lr=0.01"], steps=8)
+        _train(pack_dir, tmp_path / "r", ["train.lr=0.01"], steps=8)
 
 
-def test_fp16_uses_a_dynamic_loss_scale_kept_in_the_checkpoint(tiny_run, tmp_path):
-    summary, losses = _train(tiny_run / "pack", tmp_path / "h", ["train.precision=fp16"], steps=6)
+def test_fp16_uses_a_dynamic_loss_scale_kept_in_the_checkpoint(pack_dir, tmp_path):
+    summary, losses = _train(pack_dir, tmp_path / "h", ["train.precision=fp16"], steps=6)
     rows = [json.loads(l) for l in (tmp_path / "h" / "metrics.jsonl").read_text().splitlines()]
     assert all("loss_scale" in r and "skipped_step" in r for r in rows)
     assert summary["precision"] == "fp16"
@@ -128,8 +128,8 @@ def test_fp16_uses_a_dynamic_loss_scale_kept_in_the_checkpoint(tiny_run, tmp_pat
     assert st["scaler"]["scale"] == rows[-1]["loss_scale"]
 
 
-def test_metrics_have_the_documented_fields(tiny_run, tmp_path):
-    _train(tiny_run / "pack", tmp_path / "m", ["train.z_loss=1e-4", "train.peak_tflops=1", "train.log_every=1"],
+def test_metrics_have_the_documented_fields(pack_dir, tmp_path):
+    _train(pack_dir, tmp_path / "m", ["train.z_loss=1e-4", "train.peak_tflops=1", "train.log_every=1"],
            steps=3)
     row = json.loads((tmp_path / "m" / "metrics.jsonl").read_text().splitlines()[-1])
     for k in ("loss", "z_loss", "lr", "grad_norm", "tokens_per_s", "mfu", "batch_size", "max_logit"):
@@ -144,8 +144,9 @@ def _cli(args, **kw):
                             stderr=subprocess.PIPE, text=True, **kw)
 
 
-def test_sigkill_then_resume_gives_bitwise_identical_weights(tiny_run, tmp_path):
-    pack = str(tiny_run / "pack")
+@pytest.mark.slow
+def test_sigkill_then_resume_gives_bitwise_identical_weights(pack_dir, tmp_path):
+    pack = str(pack_dir)
     args = SMALL + ["train.max_steps=30", "train.checkpoint_every=3"]
     ref = _cli(["train", "--data", pack, "--out", str(tmp_path / "ref"), *args])
     assert ref.wait(timeout=300) == 0, ref.stderr.read()
@@ -169,11 +170,12 @@ def test_sigkill_then_resume_gives_bitwise_identical_weights(tiny_run, tmp_path)
     assert la == lb
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["ddp", "fsdp"])
-def test_torchrun_two_ranks_match_one_process(tiny_run, tmp_path, mode):
-    pack = str(tiny_run / "pack")
+def test_torchrun_two_ranks_match_one_process(pack_dir, tmp_path, mode):
+    pack = str(pack_dir)
     args = SMALL + ["train.max_steps=8", "train.checkpoint_every=4", f"train.distributed={mode}"]
-    _, single = _train(tiny_run / "pack", tmp_path / "one", [f"train.distributed={mode}"], steps=8)
+    _, single = _train(pack_dir, tmp_path / "one", [f"train.distributed={mode}"], steps=8)
     env = {**os.environ, "GPTLAB_TENSORBOARD": "0", "GPTLAB_PROGRESS": "0",
            "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
@@ -190,7 +192,7 @@ def test_torchrun_two_ranks_match_one_process(tiny_run, tmp_path, mode):
 
 
 @pytest.mark.parametrize("preset", ["gpt3", "opt", "bloom", "palm", "palm_sequential", "glm", "llama", "nanogpt"])
-def test_every_preset_trains_through_gptlab_train(tiny_run, tmp_path, preset):
+def test_every_preset_trains_through_gptlab_train(pack_dir, tmp_path, preset):
     """Each recipe (its architecture, optimizer, schedule, z-loss...) at a toy size on the demo's
     packed data. Batch sizes, ramps and peak learning rates are set for the recipe's own scale
     (BLOOM's 6e-5 is for 176B parameters): a laptop run overrides them, as here."""
@@ -198,7 +200,7 @@ def test_every_preset_trains_through_gptlab_train(tiny_run, tmp_path, preset):
                              "train.batch_size=8", "train.ramp=none", "train.max_steps=30", "train.warmup_steps=10",
                              "train.precision=fp32", "train.threads=1", "train.log_every=1000",
                              "train.checkpoint_every=30", "stability.enabled=false", "train.lr=3e-3"])
-    run_train(cfg.model, cfg.train, cfg.stability, tiny_run / "pack", tmp_path / preset)
+    run_train(cfg.model, cfg.train, cfg.stability, pack_dir, tmp_path / preset)
     rows = [json.loads(l) for l in (tmp_path / preset / "metrics.jsonl").read_text().splitlines()]
     first = sum(r["loss"] for r in rows[:3]) / 3
     last = sum(r["loss"] for r in rows[-3:]) / 3
@@ -206,10 +208,10 @@ def test_every_preset_trains_through_gptlab_train(tiny_run, tmp_path, preset):
     assert gptlab.load_model(tmp_path / preset).config.n_embd == 32
 
 
-def test_activation_checkpointing_gives_the_same_training(tiny_run, tmp_path):
+def test_activation_checkpointing_gives_the_same_training(pack_dir, tmp_path):
     """Recomputing each block in the backward changes memory, not the maths."""
-    _, plain = _train(tiny_run / "pack", tmp_path / "plain", steps=4)
-    _, ckpt = _train(tiny_run / "pack", tmp_path / "ac", ["train.activation_checkpointing=true"], steps=4)
+    _, plain = _train(pack_dir, tmp_path / "plain", steps=4)
+    _, ckpt = _train(pack_dir, tmp_path / "ac", ["train.activation_checkpointing=true"], steps=4)
     assert ckpt == pytest.approx(plain, abs=1e-6)
     wa, wb = _weights(tmp_path / "plain"), _weights(tmp_path / "ac")
     assert wa.keys() == wb.keys()
