@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 DEMO_SIZE ?= small
 DEMO_OUT ?= runs/demo
 
-.PHONY: venv demo test bench clean
+.PHONY: venv demo test test-fast bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ demo: venv
 test: venv
 	$(PY) -m ruff check src tests bench
 	$(PY) -m pytest -q tests
+
+# The same without the slow end-to-end and multi-process tests (a few minutes).
+test-fast: venv
+	$(PY) -m ruff check src tests bench
+	$(PY) -m pytest -q -m "not slow" tests
 
 # Each benchmark prints ratios against a baseline run side by side in the same invocation.
 bench: venv

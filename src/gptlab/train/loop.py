@@ -148,7 +148,6 @@ def run_train(mcfg: ModelConfig, tcfg: TrainConfig, scfg: StabilityConfig, data_
     with _stage(out, key, force, d) as st:
         if st.complete:
             distributed.cleanup(d)
-            log(f"train: complete, skipping ({out})")
             return st.summary
         if d.is_main:
             atomic_write(out / "config.toml", to_toml(sections))
