@@ -457,3 +457,13 @@ class GPT(nn.Module):
         if not c.tie_embeddings:
             n -= self.embed_tokens.weight.numel()
         return 6 * n + 12 * c.n_layer * c.n_head * c.head_dim * c.block_size
+
+
+def resolve_compile(value: bool | str, device: torch.device | str) -> bool:
+    """train.compile: ``auto`` compiles on CUDA (where it pays for itself within a few hundred
+    steps) and not on the CPU (minutes of compile for a short run); true/false force it."""
+    if isinstance(value, str):
+        if value != "auto":
+            raise ValueError(f"compile: {value!r} is not auto, true or false")
+        return torch.device(device).type == "cuda"
+    return bool(value)
