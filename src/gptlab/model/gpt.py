@@ -467,3 +467,17 @@ def resolve_compile(value: bool | str, device: torch.device | str) -> bool:
             raise ValueError(f"compile: {value!r} is not auto, true or false")
         return torch.device(device).type == "cuda"
     return bool(value)
+
+
+def compile_model(model: GPT, mode: str = "full") -> nn.Module:
+    """torch.compile for training. full: the whole forward as one graph (what nanoGPT does);
+    regional: each block compiled in place, one graph that every layer reuses, so compile
+    time does not grow with depth (torchtitan's choice); embeddings, final norm and the
+    chunked loss then run eagerly, as a few large kernels. Returns what to call."""
+    if mode == "regional":
+        for block in model.layers:
+            block.compile()
+        return model
+    if mode != "full":
+        raise ValueError(f"compile mode: {mode!r} is not full or regional")
+    return torch.compile(model)
