@@ -179,3 +179,41 @@ def test_cached_decoding_matches_the_full_forward(position):
 def test_causal_mask_with_an_offset_aligns_the_diagonal_bottom_right():
     m = causal_mask(2, 3, "cpu")
     assert m.tolist() == [[True, True, True, True, False], [True, True, True, True, True]]
+
+
+def test_one_new_token_needs_no_mask():
+    torch.manual_seed(0)
+    q, k, v = torch.randn(2, 4, 1, 8), torch.randn(2, 4, 9, 8), torch.randn(2, 4, 9, 8)
+    old = F.scaled_dot_product_attention(q, k, v, attn_mask=causal_mask(1, 8, "cpu"))
+    assert torch.allclose(F.scaled_dot_product_attention(q, k, v), old, atol=1e-6, rtol=0)
+
+
+@pytest.mark.filterwarnings("ignore:flex_attention called without torch.compile")
+@pytest.mark.parametrize("n_head", [4, 6])
+def test_alibi_on_flex_attention_equals_the_sdpa_path(n_head):
+    # Forward only: FlexAttention has no CPU backward (the model falls back to SDPA there).
+    torch.manual_seed(0)
+    cfg = tiny(position="alibi", n_head=n_head, n_embd=48, n_kv_head=2 if n_head == 4 else None)
+    attn = gpt_mod.Attention(cfg).eval()
+    slopes = gpt_mod.alibi_slopes(n_head)
+    x = torch.randn(2, 16, 48)
+    masks = gpt_mod.MaskCache()
+    with torch.no_grad():
+        sdpa = attn(x, {"alibi": masks.alibi(slopes, 16, 0, torch.float32)})
+        flex = attn(x, {"alibi": None, "flex": masks.alibi_flex(slopes, 16)})
+        assert torch.allclose(flex, sdpa, atol=1e-6, rtol=0)
+        _, block_mask = masks.alibi_flex(slopes, 16)   # control: flex without the bias differs
+        plain = attn(x, {"flex": (lambda s, b, h, q, kv: s, block_mask)})
+        assert not torch.allclose(plain, sdpa, atol=1e-3)
+    # The whole model, through the same switch (two kernels: equal to float rounding).
+    a, b = GPT(cfg).eval(), GPT(cfg).eval()
+    b.load_state_dict(a.state_dict())
+    b.attention_impl = "flex"
+    with torch.no_grad():
+        ya, yb = a(ids()), b(ids())
+    assert b._masks.flex_key is not None and a._masks.flex_key is None
+    assert torch.allclose(ya, yb, atol=1e-5, rtol=1e-5)
+    assert not b._use_flex(torch.device("cpu"))     # with gradients on the CPU: SDPA
+    b.attention_impl = "auto"                       # flex only while being compiled
+    with torch.no_grad():
+        assert not b._use_flex(torch.device("cpu"))

@@ -22,6 +22,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention.flex_attention import create_block_mask, flex_attention
 
 from gptlab.model.config import ModelConfig
 from gptlab.model.loss import LMLoss, lm_loss
@@ -105,6 +106,8 @@ class MaskCache:
     def __init__(self):
         self.key: tuple | None = None
         self.value: torch.Tensor | None = None
+        self.flex_key: tuple | None = None
+        self.flex_value: tuple | None = None
 
     def alibi(self, slopes: torch.Tensor, T: int, offset: int, dtype: torch.dtype) -> torch.Tensor:
         if offset:
@@ -114,6 +117,21 @@ class MaskCache:
             with torch.no_grad():
                 self.value, self.key = alibi_bias(slopes, T).to(dtype), key
         return self.value
+
+    def alibi_flex(self, slopes: torch.Tensor, T: int) -> tuple:
+        """(score_mod, block_mask) for FlexAttention: the same ALiBi bias computed inside the
+        kernel, and causality as a block mask that skips the blocks above the diagonal."""
+        key = (T, slopes.device)
+        if self.flex_key != key:
+            def score_mod(score, b, h, q_idx, kv_idx):
+                return score + slopes[h] * (kv_idx - q_idx)
+
+            def causal(b, h, q_idx, kv_idx):
+                return kv_idx <= q_idx
+
+            mask = create_block_mask(causal, B=None, H=None, Q_LEN=T, KV_LEN=T, device=slopes.device)
+            self.flex_value, self.flex_key = (score_mod, mask), key
+        return self.flex_value
 
 
 def causal_mask(T: int, offset: int, device) -> torch.Tensor:
@@ -226,7 +244,10 @@ class Attention(nn.Module):
             rep = self.n_head // self.n_kv_head
             k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
         drop = self.dropout if self.training else 0.0
-        if "alibi" in pos:
+        if "flex" in pos and not drop:
+            score_mod, block_mask = pos["flex"]
+            y = flex_attention(q, k, v, score_mod=score_mod, block_mask=block_mask)
+        elif "alibi" in pos:
             # A float mask carries both ALiBi and causality (SDPA then uses its memory-efficient kernel).
             bias = pos["alibi"]
             if bias.dtype != q.dtype:   # a bf16 forward whose bias was built for another dtype
@@ -234,6 +255,9 @@ class Attention(nn.Module):
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=drop)
         elif "mask" in pos:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=pos["mask"], dropout_p=drop)
+        elif "cache" in pos and T == 1:
+            # One new token after the cache sees every key: no mask at all (any SDPA kernel).
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=drop)
         else:
             # is_causal lets SDPA pick the flash kernel where the hardware has one.
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=drop)
@@ -329,6 +353,10 @@ class GPT(nn.Module):
             self.lm_head.weight = self.embed_tokens.weight
         self._masks = MaskCache()
         self.loss_chunk: int | None = None   # rows of logits per chunk of the loss; None = about 1 GiB
+        # ALiBi attention: sdpa = SDPA with the cached additive bias; flex = FlexAttention with the
+        # bias in the kernel (fused only under torch.compile; on the CPU only without gradients);
+        # auto = flex while being compiled.
+        self.attention_impl = "sdpa"
         self.reset_parameters()
 
     # ------------------------------------------------------------------------- init
@@ -406,6 +434,13 @@ class GPT(nn.Module):
             logits = logits * self.config.logit_multiplier
         return logits
 
+    def _use_flex(self, device: torch.device) -> bool:
+        if device.type == "cpu" and torch.is_grad_enabled():
+            return False            # FlexAttention has no backward on the CPU
+        if self.attention_impl == "auto":
+            return torch.compiler.is_compiling()
+        return self.attention_impl == "flex"
+
     def hidden(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         """Final hidden states [B, T, d] (after the final norm): what the head multiplies."""
         c = self.config
@@ -424,7 +459,9 @@ class GPT(nn.Module):
             pos["rope"] = (self.rope_cos[offset:offset + T], self.rope_sin[offset:offset + T])
         else:
             pos["alibi"] = self._masks.alibi(self.alibi_slopes, T, offset, _activation_dtype(x))
-        if offset and "alibi" not in pos:
+            if not offset and self._use_flex(idx.device):
+                pos["flex"] = self._masks.alibi_flex(self.alibi_slopes, T)
+        if offset and T > 1 and "alibi" not in pos:
             pos["mask"] = causal_mask(T, offset, idx.device)
         if c.embed_norm:
             x = self.embed_layernorm(x)
