@@ -293,6 +293,11 @@ run 124m_b16_gpt3_plainloss "$T_SMALL" "${TP[@]}" "${S124[@]}" "${DEV[@]}" "${ST
     "${GPT3[@]}" --no-reference $(j 124m_b16_gpt3_plainloss)
 run 124m_b16_gpt3_fullgraph "$T_SMALL" "${TP[@]}" "${S124[@]}" "${DEV[@]}" "${STEPS[@]}" --engine step \
     --compile-mode full "${GPT3[@]}" --no-reference $(j 124m_b16_gpt3_fullgraph)
+# ALiBi (BLOOM) on SDPA with a bias, then on FlexAttention (last: the budget may not reach them).
+run 124m_b16_bloom_sdpa "$T_SMALL" "${TP[@]}" "${S124[@]}" "${DEV[@]}" "${STEPS[@]}" "${STEP[@]}" --preset bloom \
+    --no-reference $(j 124m_b16_bloom_sdpa)
+run 124m_b16_bloom_flex "$T_SMALL" "${TP[@]}" "${S124[@]}" "${DEV[@]}" "${STEPS[@]}" "${STEP[@]}" --preset bloom \
+    --attention flex --no-reference $(j 124m_b16_bloom_flex)
 
 # ----------------------------------------------------------------------------- summary
 
@@ -306,7 +311,8 @@ for f in sorted((out / "throughput").glob("*.json")):
     r = json.loads(f.read_text())
     g, ref = r["gptlab"], r.get("reference")
     key = "_".join(f.stem.split("_")[:2])
-    target = TARGETS.get(key) if mode == "gpu" and not f.stem.startswith("det_") else None
+    main_run = len(f.stem.split("_")) == 3 and r["preset"] in ("gpt3", "palm")   # not the variants
+    target = TARGETS.get(key) if mode == "gpu" and main_run else None
     row = {"name": f.stem, "preset": r["preset"], "B": r["B"], "T": r["T"], "L": r["L"], "d": r["d"],
            "engine": r["engine"], "loss": r["loss"], "compile": r["compile_mode"] if r["compile"] else "off",
            "ms_per_iter": g["ms_per_iter"], "tokens_per_s": g["tokens_per_s"], "mfu": g["mfu"],

@@ -180,11 +180,12 @@ def gptlab_rate(pack, L, d, h, T, B, V, steps, device, precision, compile_, pres
 
 
 def gptlab_step_rate(L, d, h, T, B, V, steps, device, precision, compile_, preset, warmup=1, extra=(),
-                     loss_impl="chunked", compile_mode="full", info=None):
+                     loss_impl="chunked", compile_mode="full", info=None, attention="sdpa"):
     """The bare gptlab step: model + chunked loss + build_optimizer, no hooks, no host reads."""
     cfg = gptlab_config(L, d, h, T, B, V, steps + warmup, precision, preset, extra)
     torch.manual_seed(0)
     model = GPT(cfg.model).to(device)
+    model.attention_impl = attention
     opt = build_optimizer(model, cfg.train)
     fwd = compile_model(model, compile_mode) if compile_ else model
     ctx = autocast(precision, device)
@@ -261,6 +262,8 @@ def main(argv=None) -> int:
                     help="gptlab step engine: the whole model, or each block (reference: always full)")
     ap.add_argument("--engine", default="loop", choices=("loop", "step"), help="gptlab side (see above)")
     ap.add_argument("--loss", default="chunked", choices=("chunked", "plain"), help="step engine's loss")
+    ap.add_argument("--attention", default="sdpa", choices=("sdpa", "flex", "auto"),
+                    help="step engine, ALiBi models: SDPA with a bias, or FlexAttention")
     ap.add_argument("--preset", default=None, help="a gptlab model preset (default: nanoGPT-like defaults)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a gptlab config override (repeatable), e.g. --set model.bias=false")
@@ -291,7 +294,7 @@ def main(argv=None) -> int:
             else:
                 rate, fpt = gptlab_step_rate(L, d, h, T, B, args.vocab, args.steps, device, args.precision,
                                              args.compile, args.preset, args.warmup, args.set, args.loss,
-                                             args.compile_mode, info_ours)
+                                             args.compile_mode, info_ours, args.attention)
             ours.append(rate)
             mem_ours.append(peak_memory_gib(device))
             line = f"round {r + 1}: gptlab {ours[-1]:,.0f} tok/s"
@@ -309,6 +312,7 @@ def main(argv=None) -> int:
               "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
               "torch": torch.__version__, "compile": args.compile, "compile_mode": args.compile_mode,
               "engine": args.engine, "loss": args.loss if args.engine == "step" else "plain",
+              "attention": args.attention,
               "steps": args.steps, "warmup": args.warmup, "peak_flops": peak,
               "gptlab": {**summarise(ours, fpt, B, T, peak, mem_ours), **info_ours}}
     mo = statistics.median(ours)
