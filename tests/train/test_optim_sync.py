@@ -177,5 +177,6 @@ def test_resolve_compile():
     assert resolve_compile("auto", "cuda") is True
     assert resolve_compile("auto", torch.device("cpu")) is False
     assert resolve_compile(True, "cpu") is True and resolve_compile(False, "cuda") is False
+    assert resolve_compile("true", "cpu") is True and resolve_compile("false", "cuda") is False
     with pytest.raises(ValueError, match="compile"):
         resolve_compile("sometimes", "cpu")

@@ -498,11 +498,13 @@ class GPT(nn.Module):
 
 def resolve_compile(value: bool | str, device: torch.device | str) -> bool:
     """train.compile: ``auto`` compiles on CUDA (where it pays for itself within a few hundred
-    steps) and not on the CPU (minutes of compile for a short run); true/false force it."""
+    steps) and not on the CPU (minutes of compile for a short run); true/false (or the
+    strings "true"/"false") force it."""
     if isinstance(value, str):
-        if value != "auto":
+        choices = {"auto": torch.device(device).type == "cuda", "true": True, "false": False}
+        if value.lower() not in choices:
             raise ValueError(f"compile: {value!r} is not auto, true or false")
-        return torch.device(device).type == "cuda"
+        return choices[value.lower()]
     return bool(value)
 
 
