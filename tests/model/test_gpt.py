@@ -9,7 +9,7 @@ import torch
 from gptlab.config import ConfigError, load_config
 from gptlab.interop.transforms import half_to_interleaved, interleaved_to_half
 from gptlab.model import GPT, ModelConfig
-from gptlab.model.gpt import alibi_bias, alibi_slopes, apply_rope, rope_tables
+from gptlab.model.gpt import alibi_bias, alibi_slopes, apply_rope, fuse_qkv_state, rope_tables, split_qkv_state
 
 
 def tiny(**kw) -> ModelConfig:
@@ -76,12 +76,12 @@ def test_rope_conventions_agree_up_to_the_qk_permutation():
     torch.manual_seed(0)
     inter = GPT(tiny(position="rope", rope_style="interleaved", n_kv_head=2, bias=True, init_std=0.3))
     half = GPT(tiny(position="rope", rope_style="half", n_kv_head=2, bias=True, init_std=0.3))
-    sd = inter.state_dict()
+    sd = split_qkv_state(inter.state_dict(), inter.config)
     for k in list(sd):
         if ".q_proj." in k or ".k_proj." in k:
             n = 4 if ".q_proj." in k else 2
             sd[k] = interleaved_to_half(sd[k], n, 8, 8)
-    half.load_state_dict(sd)
+    half.load_state_dict(fuse_qkv_state(sd, half.config))
     assert torch.allclose(logits(inter), logits(half), atol=1e-5)
     # ...and the unpermuted weights do not agree (the permutation is needed).
     half.load_state_dict(inter.state_dict())
@@ -153,7 +153,8 @@ def test_embedding_gradient_shrink_scales_only_the_gradient():
     la.backward()
     lb.backward()
     assert torch.allclose(a.embed_tokens.weight.grad, 0.1 * b.embed_tokens.weight.grad, atol=1e-6)
-    assert torch.allclose(a.layers[0].self_attn.q_proj.weight.grad, b.layers[0].self_attn.q_proj.weight.grad)
+    ga, gb = (m.layers[0].self_attn.qkv_proj.weight.grad[:32] for m in (a, b))   # the q rows
+    assert torch.allclose(ga, gb)
 
 
 def test_ffn_width_rules():
@@ -170,7 +171,7 @@ def test_dropout_defaults_to_zero():
 # ----------------------------------------------------------------------------- init schemes
 
 def _std(model, name):
-    return dict(model.named_parameters())[name].std().item()
+    return split_qkv_state(dict(model.named_parameters()), model.config)[name].std().item()
 
 
 def test_init_gpt2_opt_bloom_scale_residual_projections():
@@ -204,7 +205,7 @@ def test_norm_gains_one_and_biases_zero():
     m = GPT(tiny(norm_bias=True, bias=True))
     assert torch.equal(m.layers[0].input_layernorm.weight, torch.ones(32))
     assert torch.equal(m.layers[0].input_layernorm.bias, torch.zeros(32))
-    assert torch.equal(m.layers[0].self_attn.q_proj.bias, torch.zeros(32))
+    assert torch.equal(m.layers[0].self_attn.qkv_proj.bias, torch.zeros(96))
 
 
 # ----------------------------------------------------------------------------- accounting

@@ -26,6 +26,7 @@ from gptlab.interop.transforms import (
     rope_interleaved_to_half,
 )
 from gptlab.model.config import ModelConfig
+from gptlab.model.gpt import fuse_qkv_state, split_qkv_state
 
 # Derived buffers some HF versions keep in the state dict; they carry no weights.
 _HF_BUFFERS = ("rotary_emb.inv_freq", "attn.bias", "attn.masked_bias")
@@ -68,8 +69,11 @@ class Adapter:
         return ts
 
     def to_hf(self, sd: StateDict, cfg: ModelConfig, skip: tuple[str, ...] = ()) -> StateDict:
-        """Native state dict -> HF state dict. ``skip`` names transforms to leave out (tests only)."""
-        sd = dict(sd)
+        """Native state dict -> HF state dict. ``skip`` names transforms to leave out (tests only).
+
+        The native model keeps q, k and v as one ``qkv_proj`` matrix; the transforms and key
+        maps below start from separate q_proj/k_proj/v_proj, which every HF layout derives from."""
+        sd = split_qkv_state(sd, cfg)
         if cfg.tie_embeddings and not self._folds_scale(cfg):
             sd.pop("lm_head.weight", None)   # HF re-ties it to the input embedding
         for t in self.export_transforms(cfg):
@@ -92,7 +96,7 @@ class Adapter:
             sd = t.from_hf(sd, cfg)
         if cfg.tie_embeddings:
             sd["lm_head.weight"] = sd["embed_tokens.weight"]
-        return sd
+        return fuse_qkv_state(sd, cfg)
 
 
 # ----------------------------------------------------------------------------- shared checks

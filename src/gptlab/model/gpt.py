@@ -1,11 +1,16 @@
 """The gptlab decoder: one readable GPT, parameterised by ModelConfig.
 
-Parameter names follow Hugging Face's Llama layout (``layers.{i}.self_attn.q_proj``...)
-so that interop adapters are mostly key maps. In every block ``input_layernorm`` is the
-norm that belongs to the attention branch and ``post_attention_layernorm`` the one that
+Parameter names follow Hugging Face's Llama layout (``layers.{i}.self_attn.o_proj``...)
+so that interop adapters are mostly key maps; the one exception is ``self_attn.qkv_proj``,
+q, k and v as one matrix so that a single GEMM computes them with no copy (``split_qkv_state``
+gives the separate q/k/v tensors the HF layouts start from, and a checkpoint written with
+separate ``q_proj``/``k_proj``/``v_proj`` still loads). In every block ``input_layernorm`` is
+the norm that belongs to the attention branch and ``post_attention_layernorm`` the one that
 belongs to the MLP branch, wherever the placement puts them. Calling the model on token
-ids of shape [batch, seq] returns logits of shape [batch, seq, vocab]; the loss lives in
-the trainer, because recipes differ in what they add to it (z-loss, for one).
+ids of shape [batch, seq] returns logits of shape [batch, seq, vocab];
+``model(ids, targets=y, z_coef=...)`` returns the loss instead (:mod:`gptlab.model.loss`,
+chunked so that the full fp32 logits never exist), and ``return_hidden=True`` the final
+hidden states.
 
 For generation, ``model(ids, cache=KVCache(model))`` keeps each layer's keys and values, so
 the next call feeds only the new tokens: positions continue where the cache ends.
@@ -17,8 +22,10 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention.flex_attention import create_block_mask, flex_attention
 
 from gptlab.model.config import ModelConfig
+from gptlab.model.loss import LMLoss, lm_loss
 
 
 class RMSNorm(nn.Module):
@@ -90,6 +97,43 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, style: str
     return torch.cat([out.to(x.dtype), rest], dim=-1)
 
 
+class MaskCache:
+    """The ALiBi score bias for training-length calls, built once per (T, device, dtype).
+
+    Without a KV cache every forward of a run has the same T, so one entry is enough; the
+    bias of a cached-decoding step (offset > 0) is small ([H, T, offset + T]) and built fresh."""
+
+    def __init__(self):
+        self.key: tuple | None = None
+        self.value: torch.Tensor | None = None
+        self.flex_key: tuple | None = None
+        self.flex_value: tuple | None = None
+
+    def alibi(self, slopes: torch.Tensor, T: int, offset: int, dtype: torch.dtype) -> torch.Tensor:
+        if offset:
+            return alibi_bias(slopes, T, offset).to(dtype)
+        key = (T, slopes.device, dtype)
+        if self.key != key:
+            with torch.no_grad():
+                self.value, self.key = alibi_bias(slopes, T).to(dtype), key
+        return self.value
+
+    def alibi_flex(self, slopes: torch.Tensor, T: int) -> tuple:
+        """(score_mod, block_mask) for FlexAttention: the same ALiBi bias computed inside the
+        kernel, and causality as a block mask that skips the blocks above the diagonal."""
+        key = (T, slopes.device)
+        if self.flex_key != key:
+            def score_mod(score, b, h, q_idx, kv_idx):
+                return score + slopes[h] * (kv_idx - q_idx)
+
+            def causal(b, h, q_idx, kv_idx):
+                return kv_idx <= q_idx
+
+            mask = create_block_mask(causal, B=None, H=None, Q_LEN=T, KV_LEN=T, device=slopes.device)
+            self.flex_value, self.flex_key = (score_mod, mask), key
+        return self.flex_value
+
+
 def causal_mask(T: int, offset: int, device) -> torch.Tensor:
     """[T, offset + T] boolean mask, True where query i (at position offset + i) may attend key j.
 
@@ -121,6 +165,51 @@ class KVCache:
         return k, v
 
 
+# ----------------------------------------------------------------------------- the fused q/k/v layout
+
+def qkv_sizes(cfg: ModelConfig) -> list[int]:
+    """Rows of q, k and v in ``qkv_proj`` (k and v have n_kv_head heads)."""
+    kv = (cfg.n_kv_head or cfg.n_head) * cfg.head_dim
+    return [cfg.n_head * cfg.head_dim, kv, kv]
+
+
+def _fuse_into(sd: dict, prefix: str) -> None:
+    for kind in ("weight", "bias"):
+        names = [f"{prefix}{p}_proj.{kind}" for p in "qkv"]
+        if all(n in sd for n in names):
+            sd[f"{prefix}qkv_proj.{kind}"] = torch.cat([sd.pop(n) for n in names])
+
+
+def _fuse_legacy_qkv(module, state_dict, prefix, *args) -> None:
+    """Load pre-hook: a state dict with separate q_proj/k_proj/v_proj (checkpoints written
+    before the fused layout) loads into ``qkv_proj``; the separate tensors win over a fused
+    one already in the dict (torch.distributed's loader adds the current one)."""
+    _fuse_into(state_dict, prefix)
+
+
+def split_qkv_state(sd: dict, cfg: ModelConfig) -> dict:
+    """A native state dict with each ``qkv_proj`` split into ``q_proj``/``k_proj``/``v_proj``
+    (views, no copy): the layout the interop transforms start from."""
+    out = dict(sd)
+    sizes = qkv_sizes(cfg)
+    for i in range(cfg.n_layer):
+        pre = f"layers.{i}.self_attn."
+        for kind in ("weight", "bias"):
+            fused = out.pop(f"{pre}qkv_proj.{kind}", None)
+            if fused is not None:
+                for p, t in zip("qkv", fused.split(sizes)):
+                    out[f"{pre}{p}_proj.{kind}"] = t
+    return out
+
+
+def fuse_qkv_state(sd: dict, cfg: ModelConfig) -> dict:
+    """The inverse of ``split_qkv_state``."""
+    out = dict(sd)
+    for i in range(cfg.n_layer):
+        _fuse_into(out, f"layers.{i}.self_attn.")
+    return out
+
+
 # ----------------------------------------------------------------------------- layers
 
 class Attention(nn.Module):
@@ -130,20 +219,17 @@ class Attention(nn.Module):
         self.n_kv_head = cfg.n_kv_head or cfg.n_head
         self.head_dim = cfg.head_dim
         self.rope_style = cfg.rope_style
-        self.q_proj = nn.Linear(cfg.n_embd, cfg.n_head * self.head_dim, bias=cfg.bias)
-        self.k_proj = nn.Linear(cfg.n_embd, self.n_kv_head * self.head_dim, bias=cfg.bias)
-        self.v_proj = nn.Linear(cfg.n_embd, self.n_kv_head * self.head_dim, bias=cfg.bias)
+        self.sizes = qkv_sizes(cfg)
+        # q, k and v rows of one matrix ([q; k; v], as GPT-2's c_attn): one GEMM, and no
+        # per-forward concatenation of three weights (a copy, and its gradient a split).
+        self.qkv_proj = nn.Linear(cfg.n_embd, sum(self.sizes), bias=cfg.bias)
         self.o_proj = nn.Linear(cfg.n_head * self.head_dim, cfg.n_embd, bias=cfg.bias)
         self.dropout = cfg.dropout
+        self.register_load_state_dict_pre_hook(_fuse_legacy_qkv)
 
     def forward(self, x: torch.Tensor, pos: dict) -> torch.Tensor:
         B, T, _ = x.shape
-        # One matmul for q, k and v: the three weights stay separate parameters (HF's layout),
-        # but a single wider GEMM is faster than three narrow ones.
-        projs = (self.q_proj, self.k_proj, self.v_proj)
-        bias = torch.cat([p.bias for p in projs]) if self.q_proj.bias is not None else None
-        qkv = F.linear(x, torch.cat([p.weight for p in projs]), bias)
-        q, k, v = qkv.split([self.n_head * self.head_dim] + [self.n_kv_head * self.head_dim] * 2, dim=-1)
+        q, k, v = self.qkv_proj(x).split(self.sizes, dim=-1)
         q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)
         k = k.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
         v = v.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)
@@ -158,11 +244,20 @@ class Attention(nn.Module):
             rep = self.n_head // self.n_kv_head
             k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
         drop = self.dropout if self.training else 0.0
-        if "alibi" in pos:
+        if "flex" in pos and not drop:
+            score_mod, block_mask = pos["flex"]
+            y = flex_attention(q, k, v, score_mod=score_mod, block_mask=block_mask)
+        elif "alibi" in pos:
             # A float mask carries both ALiBi and causality (SDPA then uses its memory-efficient kernel).
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=pos["alibi"].to(q.dtype), dropout_p=drop)
+            bias = pos["alibi"]
+            if bias.dtype != q.dtype:   # a bf16 forward whose bias was built for another dtype
+                bias = bias.to(q.dtype)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=drop)
         elif "mask" in pos:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=pos["mask"], dropout_p=drop)
+        elif "cache" in pos and T == 1:
+            # One new token after the cache sees every key: no mask at all (any SDPA kernel).
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=drop)
         else:
             # is_causal lets SDPA pick the flash kernel where the hardware has one.
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=drop)
@@ -222,6 +317,13 @@ class Block(nn.Module):
         return self.post_attention_layernorm(self.alpha * x + self.drop(mlp(x)))
 
 
+def _activation_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype attention's q/k/v will have: autocast's when it is on, else the input's."""
+    if torch.is_autocast_enabled(x.device.type):
+        return torch.get_autocast_dtype(x.device.type)
+    return x.dtype
+
+
 class GPT(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -249,6 +351,12 @@ class GPT(nn.Module):
         self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
         if cfg.tie_embeddings:
             self.lm_head.weight = self.embed_tokens.weight
+        self._masks = MaskCache()
+        self.loss_chunk: int | None = None   # rows of logits per chunk of the loss; None = about 1 GiB
+        # ALiBi attention: sdpa = SDPA with the cached additive bias; flex = FlexAttention with the
+        # bias in the kernel (fused only under torch.compile; on the CPU only without gradients);
+        # auto = flex while being compiled.
+        self.attention_impl = "sdpa"
         self.reset_parameters()
 
     # ------------------------------------------------------------------------- init
@@ -268,7 +376,7 @@ class GPT(nn.Module):
         c = self.config
         std = self._init_std()
         beta = c.deepnorm_alpha_beta[1]
-        for name, p in self.named_parameters():
+        for name, p in self._init_targets():
             if p.dim() < 2:  # norm gains 1, biases 0
                 p.fill_(0.0 if name.endswith("bias") else 1.0)
                 continue
@@ -293,9 +401,48 @@ class GPT(nn.Module):
                 s = std / math.sqrt(2 * c.n_layer) if is_residual_out else std
                 nn.init.normal_(p, 0.0, s)
 
+    def _init_targets(self):
+        """(name, tensor) pairs to initialise, in parameter order, with the fused q/k/v matrix
+        as its three views under their own names: the same draws, in the same order, as three
+        separate q/k/v parameters got (and v keeps DeepNorm's beta)."""
+        for name, p in self.named_parameters():
+            if name.endswith("qkv_proj.weight"):
+                pre = name[: -len("qkv_proj.weight")]
+                for q, t in zip("qkv", p.split(qkv_sizes(self.config))):
+                    yield f"{pre}{q}_proj.weight", t
+            else:
+                yield name, p
+
     # ------------------------------------------------------------------------- forward
 
-    def forward(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+    def forward(self, idx: torch.Tensor, cache: KVCache | None = None, targets: torch.Tensor | None = None,
+                z_coef: float = 0.0, return_hidden: bool = False) -> torch.Tensor | LMLoss:
+        """Logits [B, T, V]; with ``targets``, the loss (``LMLoss``: ce, z, max_logit) computed
+        chunk by chunk from the hidden states; with ``return_hidden``, the final hidden states."""
+        x = self.hidden(idx, cache)
+        if return_hidden:
+            return x
+        if targets is not None:
+            return lm_loss(x, self.lm_head.weight, targets, z_coef, self.config.logit_multiplier,
+                           chunk=self.loss_chunk)
+        return self.logits(x)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The output head on final hidden states."""
+        logits = self.lm_head(x)
+        if self.config.logit_scale != "none":
+            logits = logits * self.config.logit_multiplier
+        return logits
+
+    def _use_flex(self, device: torch.device) -> bool:
+        if device.type == "cpu" and torch.is_grad_enabled():
+            return False            # FlexAttention has no backward on the CPU
+        if self.attention_impl == "auto":
+            return torch.compiler.is_compiling()
+        return self.attention_impl == "flex"
+
+    def hidden(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """Final hidden states [B, T, d] (after the final norm): what the head multiplies."""
         c = self.config
         B, T = idx.shape
         offset = cache.length if cache is not None else 0   # tokens already in the cache
@@ -311,8 +458,10 @@ class GPT(nn.Module):
         elif c.position == "rope":
             pos["rope"] = (self.rope_cos[offset:offset + T], self.rope_sin[offset:offset + T])
         else:
-            pos["alibi"] = alibi_bias(self.alibi_slopes, T, offset)
-        if offset and "alibi" not in pos:
+            pos["alibi"] = self._masks.alibi(self.alibi_slopes, T, offset, _activation_dtype(x))
+            if not offset and self._use_flex(idx.device):
+                pos["flex"] = self._masks.alibi_flex(self.alibi_slopes, T)
+        if offset and T > 1 and "alibi" not in pos:
             pos["mask"] = causal_mask(T, offset, idx.device)
         if c.embed_norm:
             x = self.embed_layernorm(x)
@@ -321,10 +470,7 @@ class GPT(nn.Module):
             x = block(x, pos if cache is None else {**pos, "cache": (cache, i)})
         if c.placement == "pre":
             x = self.norm(x)
-        logits = self.lm_head(x)
-        if c.logit_scale != "none":
-            logits = logits * c.logit_multiplier
-        return logits
+        return x
 
     # ------------------------------------------------------------------------- accounting
 
@@ -348,3 +494,29 @@ class GPT(nn.Module):
         if not c.tie_embeddings:
             n -= self.embed_tokens.weight.numel()
         return 6 * n + 12 * c.n_layer * c.n_head * c.head_dim * c.block_size
+
+
+def resolve_compile(value: bool | str, device: torch.device | str) -> bool:
+    """train.compile: ``auto`` compiles on CUDA (where it pays for itself within a few hundred
+    steps) and not on the CPU (minutes of compile for a short run); true/false (or the
+    strings "true"/"false") force it."""
+    if isinstance(value, str):
+        choices = {"auto": torch.device(device).type == "cuda", "true": True, "false": False}
+        if value.lower() not in choices:
+            raise ValueError(f"compile: {value!r} is not auto, true or false")
+        return choices[value.lower()]
+    return bool(value)
+
+
+def compile_model(model: GPT, mode: str = "full") -> nn.Module:
+    """torch.compile for training. full: the whole forward as one graph (what nanoGPT does);
+    regional: each block compiled in place, one graph that every layer reuses, so compile
+    time does not grow with depth (torchtitan's choice); embeddings, final norm and the
+    chunked loss then run eagerly, as a few large kernels. Returns what to call."""
+    if mode == "regional":
+        for block in model.layers:
+            block.compile()
+        return model
+    if mode != "full":
+        raise ValueError(f"compile mode: {mode!r} is not full or regional")
+    return torch.compile(model)

@@ -30,6 +30,10 @@ class Adafactor(torch.optim.Optimizer):
       m = β1·m + (1 − β1)·lr·max(RMS(p), 1e-3)·u                       momentum on the scaled update
       p = (1 − wd·lr^2)·p − m                                          decoupled decay, rate lr² (PaLM)
     ``weight_decay`` multiplies lr²: PaLM is weight_decay = 1.
+
+    The step count k lives on the CPU (as torch's own optimizers keep theirs), so reading it
+    to compute β2_k in double precision is a memory read, never a wait on the device: the
+    update launches its kernels and returns without one host-device sync.
     """
 
     def __init__(self, params, lr: float = 1e-2, beta1: float = 0.9, decay_exponent: float = 0.8,
@@ -51,11 +55,13 @@ class Adafactor(torch.optim.Optimizer):
                 g = p.grad.float()
                 st = self.state[p]
                 if not st:
-                    st["step"] = torch.zeros((), dtype=torch.float32)
+                    st["step"] = torch.zeros((), dtype=torch.float32, device="cpu")
                     st["v"] = torch.zeros_like(g)
                     st["m"] = torch.zeros_like(g)
+                elif st["step"].device.type != "cpu":
+                    st["step"] = st["step"].cpu()   # once, after a loader put it on the device
                 st["step"] += 1
-                k = st["step"].item()
+                k = float(st["step"])              # a CPU tensor: no device sync
                 beta2 = 1.0 - k ** (-group["decay_exponent"])
                 v = st["v"]
                 v.mul_(beta2).add_(g * g + group["eps1"], alpha=1.0 - beta2)
@@ -72,12 +78,21 @@ class Adafactor(torch.optim.Optimizer):
         return loss
 
 
+def adamw_impl(params) -> dict:
+    """fused=True where every parameter is on CUDA (one kernel for the whole update), else
+    foreach=True (a handful of multi-tensor kernels; on CPU bitwise the same as the per-tensor
+    loop torch would otherwise pick there)."""
+    devices = {p.device.type for group in params for p in (group["params"] if isinstance(group, dict) else [group])}
+    if devices == {"cuda"}:
+        return {"fused": True}
+    return {"foreach": True}
+
+
 def build_optimizer(model: nn.Module, tcfg) -> torch.optim.Optimizer:
+    groups = param_groups(model, tcfg.weight_decay)
     if tcfg.optimizer == "adafactor":
-        return Adafactor(param_groups(model, tcfg.weight_decay), lr=tcfg.lr, beta1=tcfg.beta1,
-                         weight_decay=tcfg.weight_decay)
-    return torch.optim.AdamW(param_groups(model, tcfg.weight_decay), lr=tcfg.lr,
-                             betas=(tcfg.beta1, tcfg.beta2), eps=1e-8)  # foreach on GPU, per-tensor on CPU
+        return Adafactor(groups, lr=tcfg.lr, beta1=tcfg.beta1, weight_decay=tcfg.weight_decay)
+    return torch.optim.AdamW(groups, lr=tcfg.lr, betas=(tcfg.beta1, tcfg.beta2), eps=1e-8, **adamw_impl(groups))
 
 
 # ----------------------------------------------------------------------------- schedules
