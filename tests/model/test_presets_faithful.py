@@ -10,6 +10,7 @@ import torch
 
 from gptlab.config import load_config
 from gptlab.device import resolve_precision, slow_precision_warning
+from gptlab.interop.adapters import ExportRefused, pick_adapter
 from gptlab.model import GPT
 from gptlab.model.config import ModelConfig
 from gptlab.model.presets import preset_fragment
@@ -60,10 +61,14 @@ def test_gpt3_linear_ramp_reaches_the_full_batch_after_4_of_300_parts_of_the_bud
     assert s.start(full - 1) * 32 < budget * 4 / 300 <= s.start(full) * 32 + 64 * 32
 
 
-def test_user_absolute_ramp_still_works_once_the_fraction_is_cleared():
-    t = load_config(None, ["model.preset=bloom", "train.batch_size=16", "train.ramp_start_fraction=0",
-                           "train.ramp_start_batch=4", "train.ramp_fraction=0", "train.ramp_tokens=1000"]).train
-    assert BatchSchedule(t, 10).size(0) == 4
+def test_a_users_absolute_key_replaces_the_presets_fraction():
+    t = load_config(None, ["model.preset=bloom", "train.batch_size=16", "train.ramp_start_batch=4",
+                           "train.ramp_tokens=1000", "train.warmup_steps=7"]).train
+    assert BatchSchedule(t, 10).size(0) == 4 and BatchSchedule(t, 10).ramp_tokens == 1000
+    assert warmup_steps(t) == 7
+    t = load_config(None, ["model.preset=palm", "train.batch_size=8", "train.ramp_steps=[3]",
+                           "train.ramp_batches=[2, 8]"]).train
+    assert [BatchSchedule(t, 10).size(k) for k in (0, 2, 3)] == [2, 2, 8]
 
 
 def test_opt_schedule_is_linear_decay_to_a_tenth_after_375m_of_300b_tokens():
@@ -132,3 +137,15 @@ def test_every_preset_trains_through_run_train_at_batch_16(pack_dir, tmp_path, n
     assert len(rows) == 30
     first, last = sum(r["loss"] for r in rows[:3]) / 3, sum(r["loss"] for r in rows[-3:]) / 3
     assert last < first - 0.1, (name, first, last, resolve_precision(cfg.train.precision, torch.device("cpu")))
+
+
+@pytest.mark.parametrize("preset, arch", [("palm", "CohereForCausalLM"), ("palm_sequential", "LlamaForCausalLM"),
+                                          ("llama", "LlamaForCausalLM"), ("gpt3", "GPT2LMHeadModel"),
+                                          ("opt", "OPTForCausalLM"), ("bloom", "BloomForCausalLM")])
+def test_export_refuses_a_non_default_head_dim_rather_than_write_wrong_heads(preset, arch):
+    base = [f"model.preset={preset}", "model.n_layer=2", "model.n_head=4", "model.n_embd=32", "model.vocab_size=64",
+            "model.block_size=16"]
+    assert pick_adapter(load_config(None, base).model, arch).arch == arch
+    assert pick_adapter(load_config(None, base + ["model.head_dim=8"]).model, arch).arch == arch  # = 32/4
+    with pytest.raises(ExportRefused, match="model.head_dim=16"):
+        pick_adapter(load_config(None, base + ["model.head_dim=16"]).model, arch)
