@@ -7,7 +7,9 @@ later parts winning: ``model.preset=palm+1.3b`` is PaLM's recipe at GPT-3's 1.3B
 
 Sources are cited per line: "Brown 2020" = GPT-3 paper (App. B, Table 2.1); "Zhang 2022" =
 OPT paper; "BLOOM slurm" = bigscience tr11-176B-ml.slurm; "Chowdhery 2022" = PaLM paper;
-"Zeng 2022" = GLM-130B paper; "Wang 2022" = DeepNet paper.
+"Zeng 2022" = GLM-130B paper; "Wang 2022" = DeepNet paper. Each recipe is a list of
+(section, key, value, source) rows (``rows.py``); docs/models.md prints them (``table.py``).
+Ramps, warmup and decay are fractions of the user's run, so a recipe runs at any scale.
 """
 from __future__ import annotations
 

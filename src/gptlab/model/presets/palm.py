@@ -5,6 +5,10 @@ from typing import Any
 
 from gptlab.model.presets.rows import Row, fragment, override
 
+# PaLM's heads are 256 wide at every size (Chowdhery 2022 Table 1). The preset leaves
+# model.head_dim unset (n_embd / n_head) so that a laptop-width PaLM stays small and exports;
+# set model.head_dim=256 for the paper's shape (export then refuses: no HF class has it).
+
 # PaLM-540B's run in steps (Chowdhery 2022 §5): the fractions below are of this.
 PALM_STEPS = 255_000
 
