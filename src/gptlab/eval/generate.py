@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from gptlab.api import load_model
-from gptlab.eval.scoring import encode, eos_token_id
+from gptlab.eval.scoring import eos_token_id, generation_context, prompt_ids
 from gptlab.model.gpt import KVCache
 from gptlab.tokenizer import load_tokenizer
 
@@ -98,10 +98,14 @@ def cut_at_stop(text: str, stop: list[str]) -> str:
 
 
 def generate_text(model, tokenizer, prompt: str, max_new_tokens: int = 64, s: Sampling = Sampling(),
-                  stop: list[str] | None = None, use_cache: bool = True) -> str:
-    """The continuation of ``prompt`` (the prompt itself is not repeated)."""
+                  stop: list[str] | None = None, use_cache: bool = True, max_length: int | None = None) -> str:
+    """The continuation of ``prompt`` (the prompt itself is not repeated). With ``max_length``
+    (a task's context), the prompt keeps room for the answer (``generation_context``), as
+    lm-eval truncates; without it, long generations slide the window (``context_window``)."""
     eos = eos_token_id(tokenizer)
-    ids = ([eos] if eos is not None else []) + encode(tokenizer, prompt)
+    ids = prompt_ids(tokenizer, prompt)
+    if max_length is not None:
+        ids = generation_context(ids, max_length, max_new_tokens)
     stop = list(stop or [])
 
     def should_stop(new: list[int]) -> bool:
