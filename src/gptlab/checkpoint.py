@@ -213,14 +213,13 @@ def find_checkpoint(path: str | Path, log=console_log) -> Path:
 
     Every checksum is verified first: a checkpoint folder named directly that does not verify
     is refused, never loaded; in a training or run folder a corrupt newest checkpoint is
-    reported and the next older one is used. The chosen checkpoint is logged."""
+    reported and the next older one is used; the one chosen in a folder is logged."""
     p = Path(path)
     if (p / "model.safetensors").exists() or p.name.startswith(PREFIX):
         ok, why = verify(p)
         if not ok:
             raise InputError(f"{p}: checkpoint is unusable ({why}); give a checkpoint that verifies, "
                              f"or its training folder to use the newest valid one")
-        log(f"checkpoint: using {p}")
         return p
     for cand in (p / "checkpoints", p / "train" / "checkpoints"):
         if not list_checkpoints(cand):
