@@ -146,3 +146,14 @@ def test_an_unparseable_safetensors_under_a_valid_manifest_is_one_line(tmp_path,
     write_manifest(ck, stage="checkpoint", key=m["key"], outputs=list(m["outputs"]))
     assert cli.main(["generate", "--checkpoint", str(ck), "--prompt", "x"]) == 2
     assert "model.safetensors" in _error_line(capsys.readouterr().err)
+
+
+def test_an_hf_export_honours_the_umask(tmp_path, untrained_checkpoint_dir):
+    pytest.importorskip("transformers")
+    old = os.umask(0o022)
+    try:
+        assert cli.main(["export", "--checkpoint", str(untrained_checkpoint_dir), "--out", str(tmp_path / "hf")]) == 0
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "hf").iterdir()}
+    assert set(modes.values()) == {0o644}, modes
