@@ -33,6 +33,7 @@ from pathlib import Path
 
 from gptlab.api import load_model
 from gptlab.console import log, progress_task
+from gptlab.errors import InputError
 from gptlab.eval.generate import Sampling, generate_text
 from gptlab.eval.scoring import context_length, loglikelihood
 from gptlab.jsonl import jsonl_objects
@@ -43,7 +44,7 @@ QUERY_ANSWER = " "          # lm-eval's target_delimiter
 BETWEEN_EXAMPLES = "\n\n"   # lm-eval's fewshot_delimiter
 
 
-class TaskError(ValueError):
+class TaskError(InputError):   # a ValueError too
     """A task file that cannot be read, with the file, line and key at fault."""
 
 
