@@ -78,10 +78,10 @@ def test_an_ablation_runs_end_to_end_and_resumes(ablation, pack_dir, curated, to
         sum(runs[("on", s)]["max_logit"] - runs[("off", s)]["max_logit"] for s in seeds) / 2)
     assert claims["same"]["verdict"] == "inconclusive"
 
-    # a rerun reuses every finished run through its manifests: nothing trains again
+    # a rerun reuses every finished run through its manifests: nothing trains again (and the
+    # rerun goes through the process pool, so jobs must travel to worker processes)
     before = {k: (run_dir(out, *k) / "train" / "metrics.jsonl").read_text() for k in runs}
-    with builders.one_thread():
-        again = run_ablation(ablation, demo_preset("tiny"), out, seeds=2, data=data)
+    again = run_ablation(ablation, demo_preset("tiny"), out, seeds=2, data=data, workers=2)
     assert {k: (run_dir(out, *k) / "train" / "metrics.jsonl").read_text() for k in runs} == before
     assert [r["final_loss"] for r in again["runs"]] == [r["final_loss"] for r in doc["runs"]]
 

@@ -69,6 +69,9 @@ def run_dir(out: Path, arm: str, seed: int) -> Path:
 def _run_one(job: dict[str, Any]) -> dict[str, Any]:
     """One (arm, seed): train, then evaluate on the shared held-out set. Module-level so that
     a process pool can pickle it; ``threads`` caps torch's threads when runs share the cores."""
+    if job.get("gpu") is not None:
+        # one run per device: this process (fresh for each run) sees only its GPU, as cuda:0
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(job["gpu"])
     if job["threads"]:
         torch.set_num_threads(job["threads"])
     cfg: RunConfig = from_dict(job["config"])
@@ -145,9 +148,16 @@ def run_ablation(ab: Ablation, size_preset: dict[str, Any], out: str | Path, see
     threads = max(1, (os.cpu_count() or 1) // max(1, workers)) if workers > 1 else 0
     jobs = plan_jobs(ab, size_preset, seeds, out, data, threads)
     log(f"ablate {ab.name}: {len(ab.arms)} arms × {seeds} seeds = {len(jobs)} runs → {out}")
+    gpus = torch.cuda.device_count()
+    if workers > 1 and gpus > 1:
+        workers = min(workers, gpus)
+        for i, job in enumerate(jobs):
+            job["gpu"] = i % workers
     if workers > 1:
-        # spawn, not fork: a forked child inherits torch's thread pools mid-state
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        # spawn, not fork: a forked child inherits torch's thread pools mid-state; one process
+        # per run, so a run's CUDA_VISIBLE_DEVICES is set before it touches a device
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                 max_tasks_per_child=1) as pool:
             results = list(pool.map(_run_one, jobs))
     else:
         results = []
