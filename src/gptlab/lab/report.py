@@ -57,13 +57,13 @@ def _img(path: Path, alt: str) -> str:
     return f'<img alt="{_esc(alt)}" src="data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}">'
 
 
-def _spread(values: list[Any]) -> str:
-    vals = [v for v in values if v is not None]
+def _spread(values: list[Any], digits: int = 3) -> str:
+    vals = [float(v) for v in values if v is not None]
     if not vals:
         return "—"
     if len(vals) == 1:
-        return _num(vals[0])
-    return f"{_num(statistics.mean(vals))} ± {_num(statistics.stdev(vals))}"
+        return _num(vals[0], digits)
+    return f"{_num(statistics.mean(vals), digits)} ± {_num(statistics.stdev(vals), digits)}"
 
 
 def loss_curves(out: Path, doc: dict[str, Any]) -> dict[str, dict[int, list[float]]]:
@@ -145,8 +145,8 @@ def _arms_table(doc: dict[str, Any]) -> str:
         rows.append([_esc(arm), _num(rs[0]["params"]) if rs else "—", _num(rs[0]["tokens"]) if rs else "—",
                      _esc(rs[0]["precision"]) if rs else "—",
                      *[_spread([r[m] for r in rs]) for m in ("final_loss", "bpb", "max_logit")],
-                     *[_spread([r[m] for r in rs]) for m in ("spikes", "rollbacks", "skipped_batches")],
-                     _spread([r["tokens_per_s"] for r in rs]), f"{len(rs)}" + (f" ({stopped} stopped)" if stopped else "")])
+                     *[_spread([r[m] for r in rs], 1) for m in ("spikes", "rollbacks", "skipped_batches")],
+                     _spread([r["tokens_per_s"] for r in rs], 0), f"{len(rs)}" + (f" ({stopped} stopped)" if stopped else "")])
     return _table(["arm", "params", "tokens", "precision", "final loss", "held-out bpb", "max logit", "spikes",
                    "rollbacks", "skipped batches", "tokens/s", "seeds"], rows)
 
