@@ -1,0 +1,84 @@
+"""Ablation files: arms are ordinary config overrides; mistakes are one-line errors naming the file."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gptlab.errors import ConfigError
+from gptlab.lab.spec import load_ablation
+from gptlab.pipeline import demo_preset
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "ablate"
+
+GOOD = """
+[ablation]
+baseline = "a"
+[common]
+train.lr = 1e-2
+[arms.a]
+model.mlp = "gelu"
+[arms.b]
+model.mlp = "relu"
+model.n_layer = 3
+[[claims]]
+arm = "b"
+metric = "final_loss"
+direction = "higher"
+min_effect = 0.01
+"""
+
+
+def _write(tmp_path, text: str) -> Path:
+    p = tmp_path / "ab.toml"
+    p.write_text(text)
+    return p
+
+
+def test_any_config_key_can_be_an_arm(tmp_path):
+    ab = load_ablation(_write(tmp_path, GOOD), demo_preset("tiny"))
+    b = ab.resolve("b", demo_preset("tiny"), seed=7)
+    assert (b.model.mlp, b.model.n_layer, b.train.lr, b.train.seed) == ("relu", 3, 1e-2, 7)
+    a = ab.resolve("a", demo_preset("tiny"))
+    assert (a.model.mlp, a.model.n_layer) == ("gelu", 2)       # the tiny demo's depth
+    assert ab.claims[0].id == "claim1" and ab.baseline == "a"
+
+
+def test_common_settings_win_over_a_recipe_preset(tmp_path):
+    text = GOOD.replace('model.mlp = "relu"', 'model.preset = "palm"').replace('train.lr = 1e-2',
+                                                                             'train.lr = 1e-2\ntrain.ramp = "none"')
+    ab = load_ablation(_write(tmp_path, text), demo_preset("tiny"))
+    b = ab.resolve("b", demo_preset("tiny"))
+    assert b.model.mlp == "swiglu" and b.train.optimizer == "adafactor"      # the recipe
+    assert b.train.lr == 1e-2 and b.train.ramp == "none" and b.train.batch_size == 16   # ours
+
+
+@pytest.mark.parametrize("edit, message", [
+    (('model.n_layer = 3', 'model.n_layers = 3'), "arm 'b'"),
+    (('metric = "final_loss"', 'metric = "accuracy"'), "metric 'accuracy'"),
+    (('direction = "higher"', 'direction = "up"'), "direction 'up'"),
+    (('arm = "b"', 'arm = "a"'), "non-baseline"),
+    (('baseline = "a"', 'baseline = "z"'), "baseline 'z'"),
+    (('[common]', '[data]\nrecipe = "x"\n[common]'), "unknown table [data]"),
+    (('train.lr = 1e-2', 'pack.seq_len = 32'), "data ablations"),
+])
+def test_mistakes_are_one_line_errors_naming_the_file(tmp_path, edit, message):
+    p = _write(tmp_path, GOOD.replace(*edit))
+    with pytest.raises(ConfigError, match="ab.toml") as e:
+        load_ablation(p, demo_preset("tiny"))
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_one_arm_is_not_an_ablation(tmp_path):
+    with pytest.raises(ConfigError, match="at least two arms"):
+        load_ablation(_write(tmp_path, "[ablation]\n[arms.a]\ntrain.lr = 1e-3\n"))
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.toml")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("size", ["tiny", "small"])
+def test_every_shipped_ablation_resolves_with_equal_budgets(path, size):
+    ab = load_ablation(path, demo_preset(size))
+    budgets = {(c.train.max_steps, c.train.batch_size, c.train.ramp)
+               for c in (ab.resolve(a, demo_preset(size)) for a in ab.arms)}
+    assert len(budgets) == 1, budgets
+    assert ab.claims, "an ablation without a claim decides nothing"
