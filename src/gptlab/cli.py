@@ -25,6 +25,7 @@ from gptlab.eval.bpb import run_eval
 from gptlab.eval.generate import run_generate
 from gptlab.eval.tasks import run_tasks
 from gptlab.interop import export_hf, import_hf
+from gptlab.lab.command import ablation_report_command, add_ablate_parser
 from gptlab.manifest import recording
 from gptlab.pack.build import run_pack
 from gptlab.pipeline import demo_preset, demo_sizes, run_all
@@ -107,7 +108,12 @@ def cmd_eval(args) -> None:
 
 
 def cmd_report(args) -> None:
-    print(write_report(args.run, args.out))
+    if args.ablation:
+        print(ablation_report_command(args.ablation))
+    elif args.run:
+        print(write_report(args.run, args.out))
+    else:
+        raise UserError("gptlab report needs a run folder, or --ablation DIR")
 
 
 def cmd_export(args) -> None:
@@ -297,15 +303,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_force(p)
     p.set_defaults(fn=cmd_eval)
 
-    p = sub.add_parser("report", help="write report.html for a run folder")
-    p.add_argument("run")
+    p = sub.add_parser("report", help="write report.html for a run folder (or an ablation folder)")
+    p.add_argument("run", nargs="?")
     p.add_argument("--out")
+    p.add_argument("--ablation", metavar="DIR", help="the report of a `gptlab ablate` folder")
     p.set_defaults(fn=cmd_report)
 
     _add_interop(sub)
     _add_advise(sub)
     _add_generate(sub)
     add_plan_parser(sub)
+    add_ablate_parser(sub)
     return ap
 
 
