@@ -20,6 +20,11 @@ def opt() -> dict[str, Any]:
         "schedule": "cosine", "min_lr_ratio": 0.1,  # OPT decayed *linearly* to 10 %; cosine is the nearest here
         "lr": 6e-4,                                         # 125M peak LR (Zhang 2022 Table 1)
         "precision": "fp16",                                # FP16 weights, dynamic loss scale (Zhang 2022 §2.4)
+        # metaseq's loss scaler, not torch's defaults (2^16, x2 every 2000 steps): start at 4
+        # (--fp16-init-scale 4), double after 256 clean steps (--fp16-scale-window), halve on
+        # an overflow, never below 2^-5 (--min-loss-scale).
+        "loss_scale_init": 4.0, "loss_scale_growth_interval": 256, "loss_scale_backoff": 0.5,
+        "loss_scale_min": 2.0 ** -5,
         "ramp": "none",                                     # no batch ramp reported
         "z_loss": 0.0,
     }
