@@ -169,7 +169,10 @@ class StabilityGuard(Hook):
 
     def _restore(self, state: TrainState, target: dict[str, Any]) -> None:
         """Weights, optimizer, RNG, loss scale and detector windows as they were at the target."""
-        load_full_state(state.model, state.optimizer, target["model"], target["optim"])
+        # A copy of the optimizer state: loading it aliases its tensors (same dtype and device),
+        # and the next steps would update the snapshot in place, so that a second rollback to
+        # the same snapshot restored a state the spike had already written into.
+        load_full_state(state.model, state.optimizer, target["model"], copy.deepcopy(target["optim"]))
         torch.set_rng_state(target["rng"])
         if target.get("scaler") and state.scaler.is_enabled():
             state.scaler.load_state_dict(target["scaler"])
