@@ -1,6 +1,9 @@
 """`gptlab train` as a user runs it: resume by default, --restart, a guard stop's exit code
 and manifest, periodic held-out bpb (--heldout), and the interrupt message."""
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -132,3 +135,23 @@ def test_the_interrupt_message_matches_what_a_rerun_does(monkeypatch, capsys, tm
     err = said(capsys)
     assert "rerun the same command" in err and "resumes from its newest checkpoint" in err
     assert "add --resume" not in err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["ddp", "fsdp"])
+def test_periodic_eval_under_torchrun_runs_on_every_rank_and_does_not_hang(pack_dir, curated, tmp_path, mode):
+    """An FSDP forward gathers shards from every rank: an eval on rank 0 alone would wait forever.
+    Every rank evaluates; rank 0 logs. The bpb equals the one-process run's."""
+    env = {**os.environ, "GPTLAB_TENSORBOARD": "0", "GPTLAB_PROGRESS": "0",
+           "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
+    args = [*SMALL, "train.max_steps=4", "train.checkpoint_every=4", "train.eval_every=2",
+            f"train.distributed={mode}", "--heldout", str(curated / "heldout")]
+    assert train(pack_dir, tmp_path / "one", *args) == 0
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    r = subprocess.run([*torchrun, "-m", "gptlab.cli", "train", "--data", str(pack_dir), "--out",
+                        str(tmp_path / "two"), *args], env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    one = {x["step"]: x["eval_bpb"] for x in rows(tmp_path / "one") if "eval_bpb" in x}
+    two = {x["step"]: x["eval_bpb"] for x in rows(tmp_path / "two") if "eval_bpb" in x}
+    assert sorted(two) == sorted(one) == [2, 4]
+    assert all(abs(one[s] - two[s]) < 1e-3 for s in one)
