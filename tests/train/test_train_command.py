@@ -10,6 +10,7 @@ import pytest
 
 from gptlab import cli
 from gptlab.checkpoint import latest_valid, list_checkpoints
+from gptlab.report import write_report
 from gptlab.report.plots import kept_and_abandoned
 
 SMALL = ["model.n_layer=1", "model.n_embd=32", "model.n_head=2", "train.batch_size=8", "train.threads=1",
@@ -52,6 +53,7 @@ def test_a_guard_stop_exits_3_with_the_reason_a_checkpoint_and_a_stopped_manifes
     stop = events[-1]
     assert stop["event"] == "budget-exhausted"
     assert json.loads((ck / "state.json").read_text())["step"] == stop["restored_to"] < stop["step"]
+    assert "Stopped by the stability guard" in write_report(out, tmp_path / "report.html").read_text()
     # A rerun does not skip the stopped run as done: it resumes from that checkpoint (with a
     # fresh budget, and the skip list the checkpoint carries) and here finishes.
     assert train(pack_dir, out, *args) == 0
