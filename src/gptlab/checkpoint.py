@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import json
 import shutil
+import struct
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from gptlab.manifest import atomic_write_json, verify, write_manifest
+from gptlab.console import log as console_log
+from gptlab.errors import InputError
+from gptlab.manifest import atomic_write_json, honour_umask, verify, write_manifest
 
 PREFIX = "step-"
 
@@ -60,13 +63,45 @@ def save_weights(sd: dict[str, torch.Tensor], path: str | Path, aliases: dict[st
     sd = {k: v for k, v in sd.items() if k not in (aliases or {})}
     tensors, found = _dedup(sd)
     aliases = {**(aliases or {}), **found}
-    save_file(tensors, str(path), metadata={"format": "pt", "aliases": json.dumps(aliases)})
+    save_sorted(tensors, path, {"format": "pt", "aliases": json.dumps(aliases, sort_keys=True)})
+
+
+def save_sorted(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str] | None = None) -> None:
+    """``save_file`` with the header's ``__metadata__`` in sorted key order.
+
+    safetensors keeps the metadata in a hash map, whose order changes from one save to the
+    next, so identical states gave files with different bytes. Reordering the same keys and
+    values leaves the header's length unchanged, so it is rewritten in place. The file gets
+    the umask's mode (safetensors creates it 0600)."""
+    save_file(tensors, str(path), metadata=metadata)
+    honour_umask(path)
+    if not metadata:
+        return
+    with open(path, "r+b") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        raw = f.read(n)
+        header = json.loads(raw)
+        meta = header.pop("__metadata__", None)
+        if meta is None:
+            return
+        ordered = {"__metadata__": dict(sorted(meta.items())), **header}
+        new = json.dumps(ordered, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(new) > n:   # a different escaping than the writer's: keep its (valid) header
+            return
+        f.seek(8)
+        f.write(new + b" " * (n - len(new)))   # the format pads its header with spaces
 
 
 def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
-    sd = load_file(str(path))
-    with safe_open(str(path), framework="pt") as f:
-        aliases = json.loads((f.metadata() or {}).get("aliases", "{}"))
+    """The tensors of a safetensors file, tied names restored; InputError if it does not parse."""
+    try:
+        sd = load_file(str(path))
+        with safe_open(str(path), framework="pt") as f:
+            aliases = json.loads((f.metadata() or {}).get("aliases", "{}"))
+    except (SafetensorError, OSError, ValueError) as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        raise InputError(f"{path}: not a readable safetensors file ({' '.join(str(e).split())})") from None
     for k, target in aliases.items():
         sd[k] = sd[target]
     return sd
@@ -111,10 +146,10 @@ def save_checkpoint(folder: str | Path, step: int, model_sd: dict[str, torch.Ten
     rng = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state()
-    save_file(rng, str(tmp / "rng.safetensors"))
+    save_sorted(rng, tmp / "rng.safetensors")
     if optim_sd is not None:
         tensors, meta = _flatten_optimizer(optim_sd)
-        save_file(tensors, str(tmp / "optimizer.safetensors"))
+        save_sorted(tensors, tmp / "optimizer.safetensors")
         state["optimizer"] = meta
         outputs.append("optimizer.safetensors")
     atomic_write_json(tmp / "state.json", state)
@@ -173,13 +208,25 @@ def restore_rng(path: str | Path) -> None:
             torch.cuda.set_rng_state(rng["cuda"])
 
 
-def find_checkpoint(path: str | Path) -> Path:
-    """A checkpoint folder itself, or the newest one that verifies in a training or run folder."""
+def find_checkpoint(path: str | Path, log=console_log) -> Path:
+    """A checkpoint folder itself, or the newest one that verifies in a training or run folder.
+
+    Every checksum is verified first: a checkpoint folder named directly that does not verify
+    is refused, never loaded; in a training or run folder a corrupt newest checkpoint is
+    reported and the next older one is used; the one chosen in a folder is logged."""
     p = Path(path)
-    if (p / "model.safetensors").exists():
+    if (p / "model.safetensors").exists() or p.name.startswith(PREFIX):
+        ok, why = verify(p)
+        if not ok:
+            raise InputError(f"{p}: checkpoint is unusable ({why}); give a checkpoint that verifies, "
+                             f"or its training folder to use the newest valid one")
         return p
     for cand in (p / "checkpoints", p / "train" / "checkpoints"):
-        ck = latest_valid(cand)
-        if ck is not None:
-            return ck
+        if not list_checkpoints(cand):
+            continue
+        ck = latest_valid(cand, log=log)
+        if ck is None:
+            raise InputError(f"{cand}: no checkpoint here verifies (all are corrupt or incomplete)")
+        log(f"checkpoint: using {ck}")
+        return ck
     raise FileNotFoundError(f"{p}: no checkpoint here (expected model.safetensors or checkpoints/)")

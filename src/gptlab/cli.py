@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import math
 import os
 import sys
 import traceback
@@ -120,11 +121,11 @@ def cmd_report(args) -> None:
 
 
 def cmd_export(args) -> None:
-    print(export_hf(args.checkpoint, args.out, arch=args.arch))
+    print(export_hf(args.checkpoint, args.out, arch=args.arch, force=args.force))
 
 
 def cmd_import(args) -> None:
-    print(import_hf(args.input, args.out, block_size=args.block_size))
+    print(import_hf(args.input, args.out, block_size=args.block_size, force=args.force))
 
 
 def _add_interop(sub) -> None:
@@ -133,12 +134,14 @@ def _add_interop(sub) -> None:
     p.add_argument("--checkpoint", required=True, help="a checkpoint, training or run folder")
     p.add_argument("--out", required=True)
     p.add_argument("--arch", help="force a target: gpt2, opt, bloom, llama or cohere (default: the exact match)")
+    _add_force(p)
     p.set_defaults(fn=cmd_export)
     p = sub.add_parser("import", help="read a local Hugging Face model folder into a gptlab checkpoint")
     p.add_argument("--format", choices=("hf",), default="hf")
     p.add_argument("--input", required=True, help="a folder with config.json and model.safetensors")
     p.add_argument("--out", required=True)
     p.add_argument("--block-size", type=int, help="context length, for architectures that store none (BLOOM)")
+    _add_force(p)
     p.set_defaults(fn=cmd_import)
 def cmd_advise(args) -> None:
     if args.advise_command == "bakeoff":
@@ -185,7 +188,22 @@ def _add_advise(sub) -> None:
     add_answer_arguments(b, exclude=("task", "labels") + MEASURED)
 
 
+def _check_sampling(args) -> None:
+    """Refuse sampling flags that have no meaning, naming the flag (one line, exit 2)."""
+    if not (math.isfinite(args.temperature) and args.temperature >= 0):
+        raise UserError(f"--temperature {args.temperature}: must be a finite number >= 0 (0 = greedy)")
+    if args.top_p is not None and not (0 < args.top_p <= 1):
+        raise UserError(f"--top-p {args.top_p}: must be in (0, 1], e.g. 0.95")
+    if args.top_k < 0:
+        raise UserError(f"--top-k {args.top_k}: must be >= 0 (0 = off)")
+    if args.num_samples < 1:
+        raise UserError(f"--num-samples {args.num_samples}: must be >= 1")
+    if args.max_new_tokens < 1:
+        raise UserError(f"--max-new-tokens {args.max_new_tokens}: must be >= 1")
+
+
 def cmd_generate(args) -> None:
+    _check_sampling(args)
     texts = run_generate(args.checkpoint, args.prompt, args.max_new_tokens, args.temperature, args.top_k or None,
                          args.top_p, args.seed, args.num_samples, use_cache=not args.no_cache, device=args.device)
     for i, text in enumerate(texts):

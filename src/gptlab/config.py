@@ -16,7 +16,7 @@ from typing import Any
 from gptlab.data.config import DataConfig
 from gptlab.eval.config import EvalConfig
 from gptlab.model.config import ModelConfig
-from gptlab.model.presets import preset_fragment
+from gptlab.model.presets import preset_fragment, under
 from gptlab.pack.config import PackConfig
 from gptlab.schema import ConfigError, apply, from_toml_file, merge, nest, parse_override, validate
 from gptlab.schema import to_toml as _tree_to_toml
@@ -62,7 +62,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     if "preset" in data.get("model", {}):
         data["model"] = {k: v for k, v in data["model"].items() if k != "preset"}
     if preset is not None:
-        data = merge(preset_fragment(preset), data)
+        data = under(preset_fragment(preset), data)  # an absolute key replaces the preset's fraction
     return from_dict(data)
 
 

@@ -96,4 +96,5 @@ def test_discover_reports_missing_and_unknown_inputs(tmp_path):
     with pytest.raises(FileNotFoundError, match="unknown input format"):
         discover([tmp_path / "x.bin"])
     write_jsonl(tmp_path / "d.jsonl", [{"text": "a"}])
-    assert [s.kind for s in discover([tmp_path])] == ["jsonl"]
+    # x.bin is no input format: counted (one unsupported-format record), not skipped silently
+    assert [s.kind for s in discover([tmp_path])] == ["jsonl", "unsupported"]

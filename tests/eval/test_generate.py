@@ -33,7 +33,7 @@ def test_greedy_generation_is_the_same_with_and_without_the_cache(tiny_gpt):
     a = generate_ids(model, prompt, 12, Sampling(temperature=0), use_cache=True)
     b = generate_ids(model, prompt, 12, Sampling(temperature=0), use_cache=False)
     assert a == b and len(a) == 12
-    # Past the block the cache is re-primed; generation goes on.
+    # Past the block the window slides (the cache recomputes it each step); generation goes on.
     assert len(generate_ids(model, prompt, 30, Sampling(temperature=0))) == 30
 
 

@@ -2,12 +2,13 @@
 
 Route 1: gptlab's own task runner. Route 2: lm-eval through the ``gptlab`` adapter (via the
 ``gptlab eval --harness`` command). Route 3: lm-eval's ``--model hf`` on the Hugging Face
-export of the same checkpoint. The task is a cloze task cut from held-out documents, which
-the tokenizer never saw.
+export of the same checkpoint. The multiple-choice task is a cloze task cut from held-out
+documents, which the tokenizer never saw; the generation task is fixed text (see below).
 """
 import json
 import math
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,7 +17,7 @@ import gptlab
 from gptlab.cli import main
 from gptlab.eval.cloze import write_cloze_tasks
 from gptlab.eval.harness import GptlabLM, run_harness, write_harness_task
-from gptlab.eval.scoring import encode, eos_token_id
+from gptlab.eval.scoring import encode, eos_token_id, prompt_ids
 from gptlab.eval.tasks import evaluate_task, load_task
 from gptlab.interop import export_hf
 from gptlab.tokenizer import load_tokenizer
@@ -25,6 +26,33 @@ pytest.importorskip("lm_eval")
 pytest.importorskip("transformers")
 
 TOL = 1e-4
+MAX_GEN = 6
+
+# The generation task is fixed text, the same on every machine (the cloze task above is cut
+# from held-out documents, which differ with the host's Python): short queries, and long ones
+# that cannot fit in the 64-token context with 6 tokens of answer on any tokenizer (one token
+# a word at the least), so every route must cut them, and all the same way.
+GENESIS = ("In the beginning God created the heaven and the earth. And the earth was without form, and void; "
+           "and darkness was upon the face of the deep. And the Spirit of God moved upon the face of the waters. "
+           "And God said, Let there be light: and there was light. And God saw the light, that it was good: "
+           "and God divided the light from the darkness.")
+FIXED_GENERATION = (
+    [{"query": q, "answer": a} for q, a in [
+        ("In the beginning God created the heaven and", "the"),
+        ("And the earth was without form, and", "void"),
+        ("And God said, Let there be", "light"),
+        ("And God saw the light, that it was", "good"),
+        ("And God called the light Day, and the darkness he called", "Night"),
+        ("And the evening and the morning were the", "first")]]
+    + [{"query": GENESIS + " And God called the light", "answer": "Day"},
+       {"query": GENESIS + " " + GENESIS + " And the evening and the morning were", "answer": "the"}])
+
+
+def write_fixed_generation_task(out_dir: Path) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "fixed_gen.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in FIXED_GENERATION))
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -39,12 +67,13 @@ def routes(curated, trained_checkpoint, model_and_tokenizer, tmp_path_factory):
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
     tmp = tmp_path_factory.mktemp("harness")
-    mc, gen = write_cloze_tasks(curated / "heldout", tmp / "tasks", n_rows=10)
+    mc, _ = write_cloze_tasks(curated / "heldout", tmp / "tasks", n_rows=10)
+    gen = write_fixed_generation_task(tmp / "tasks")
     for f in (mc, gen):
-        write_harness_task(f, tmp / "yaml", max_gen_toks=6)
+        write_harness_task(f, tmp / "yaml", max_gen_toks=MAX_GEN)
     model, tok = model_and_tokenizer
     own = {"mc": evaluate_task(model, tok, load_task(mc)),
-           "gen": evaluate_task(model, tok, load_task(gen), max_new_tokens=6)}
+           "gen": evaluate_task(model, tok, load_task(gen), max_new_tokens=MAX_GEN)}
     assert main(["eval", "--harness", f"{mc.stem},{gen.stem}", "--checkpoint", str(trained_checkpoint),
                  "--include-path", str(tmp / "yaml"), "--out", str(tmp / "adapter"), "--log-samples"]) == 0
     adapter = json.loads((tmp / "adapter" / "harness" / "results.json").read_text())["summary"]
@@ -75,7 +104,11 @@ def test_three_routes_agree_on_multiple_choice(routes):
 
 @pytest.mark.slow
 def test_three_routes_generate_the_same_answers(routes):
+    block = routes["model"].config.block_size
+    lengths = [len(prompt_ids(routes["tok"], r["query"])) for r in FIXED_GENERATION]
+    assert min(lengths) <= block - MAX_GEN < max(lengths)          # both kinds of prompt are there
     own = [r["prediction"] for r in routes["own"]["gen"]["rows"]]
+    assert len(own) == len(FIXED_GENERATION)
     for route in ("adapter", "hf"):
         rows = sorted(routes[route]["samples"][routes["gen"]], key=lambda s: s["doc_id"])
         assert [s["resps"][0][0] for s in rows] == own, route

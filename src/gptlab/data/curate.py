@@ -302,6 +302,9 @@ def _fit_classifiers(recipe, shards, out: Path, dcfg) -> tuple[dict[str, str], d
         p = spec.params
         if p.model:
             folder = Path(p.model)
+            if not (folder / MODEL_JSON).is_file():
+                raise UserError(f"recipe step {spec.name}: model {folder}: no {MODEL_JSON} there (train one with "
+                                f"`gptlab data classifier train`, or leave the step's model empty to train one now)")
         else:
             folder = out / "classifier" / spec.name.replace("#", "-")
             if not (folder / MODEL_JSON).exists():
@@ -348,15 +351,19 @@ def run_curate(dcfg: DataConfig, harvest_dir: str | Path | list, out_dir: str | 
     """Curate ``harvest_dir`` (a harvest folder, or any input paths) into ``out_dir``:
     ``train/*.jsonl.zst``, ``heldout/heldout.jsonl.zst``, ``quarantine/``, optionally
     ``dropped/``, and a manifest whose summary carries the funnel."""
+    if workers < 1:
+        raise UserError(f"--workers {workers}: must be >= 1")
     inputs = list(harvest_dir) if isinstance(harvest_dir, (list, tuple)) else [harvest_dir]
     recipe = load_recipe(recipe if recipe is not None else dcfg.recipe)
     executor = executor or dcfg.executor
     shards = discover(inputs)
+    notices = _input_notices(shards)
     files, upstream = _input_fingerprint(inputs, shards)
     data_cfg = {k: v for k, v in section_dict(dcfg).items() if k != "executor"}  # the executor never changes results
     key = stage_key({"data": data_cfg, "recipe": recipe.to_dict(), "inputs": files}, upstream=upstream)
     with Stage(out_dir, "curate", key, force=force) as st:
         if st.complete:
+            _remove_finished_work(st)
             return st.summary
         work = _prepare_work(st)
         log(f"curate: recipe {recipe.name!r} ({len(recipe.steps)} steps), {len(shards)} input shards, "
@@ -373,12 +380,39 @@ def run_curate(dcfg: DataConfig, harvest_dir: str | Path | list, out_dir: str | 
         outputs += _side_outputs(st.dir, work, bool(model_dirs))
         counts = _reconcile(funnel, split["kept_docs"])
         summary = _summarize(funnel, recipe, counts, split, upstream, executor, dedup_stats, classifier_info)
+        if notices:
+            summary["input_notices"] = notices
         st.done(outputs, summary, config={"data": section_dict(dcfg)})
     shutil.rmtree(work)
     log(f"curate: {counts['in_docs']} in → {counts['kept_docs']} kept, {counts['dropped_docs']} dropped, "
         f"{counts['quarantined_docs']} quarantined; {split['train_docs']} train / {split['heldout_docs']} "
         f"held out → {st.dir}")
     return summary
+
+
+def _input_notices(shards: list[InputShard]) -> list[str]:
+    """Inputs a user should hear about: files no reader takes (each is quarantined as
+    unsupported-format) and empty files (nothing to read). Logged, and kept in the summary."""
+    notices = []
+    unsupported = [Path(s.path).name for s in shards if s.kind == "unsupported"]
+    if unsupported:
+        notices.append(f"{len(unsupported)} file(s) in an unsupported format, quarantined as unsupported-format: "
+                       + ", ".join(unsupported[:10]) + (" ..." if len(unsupported) > 10 else ""))
+    empty = [s.path for s in shards if s.kind != "textdir" and Path(s.path).stat().st_size == 0]
+    if empty:
+        notices.append(f"{len(empty)} empty input file(s), nothing read from: "
+                       + ", ".join(empty[:10]) + (" ..." if len(empty) > 10 else ""))
+    for n in notices:
+        log(f"[yellow]curate: {n}")
+    return notices
+
+
+def _remove_finished_work(st: Stage) -> None:
+    """A run killed after its manifest but before removing ``work/`` left it behind: the stage
+    is complete, so the work folder (when it is this run's: its key matches) is removed now."""
+    work = st.dir / "work"
+    if st.owned and (work / "key").is_file() and (work / "key").read_text() == st.key:
+        shutil.rmtree(work)
 
 
 def _prepare_work(st: Stage) -> Path:

@@ -11,6 +11,7 @@ so that every input record is accounted for: in = kept + dropped + quarantined.
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import zlib
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ import pyarrow.parquet as pq
 import zstandard
 
 from gptlab.data.documents import Document
+from gptlab.manifest import MARKER as STAGE_MARKER
 from gptlab.manifest import atomic_path
 
 JSONL_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz", ".jsonl.zst", ".json.zst", ".ndjson")
@@ -44,7 +46,7 @@ class Quarantined:
 class InputShard:
     """One unit of work: a file (or a folder of text files) and how to read it."""
     path: str
-    kind: str  # jsonl | parquet | warc | wet | textdir
+    kind: str  # jsonl | parquet | warc | wet | textdir | unsupported (a file no reader takes: one quarantine record)
     source: str  # the source name for records that do not carry one
 
 
@@ -102,10 +104,15 @@ def discover(inputs: list[str | Path] | str | Path) -> list[InputShard]:
                 shards.append(InputShard(str(f), kind, _source_name(f)))
             elif f.name.lower().endswith(TEXT_SUFFIXES):
                 text_dirs.setdefault(f.parent)
+            elif f.name != STAGE_MARKER:
+                # Never skipped silently: the file is counted, and named in the quarantine.
+                shards.append(InputShard(str(f), "unsupported", f.name))
         for d in text_dirs:
             shards.append(InputShard(str(d), "textdir", d.name))
-    if not shards:
-        raise FileNotFoundError(f"{', '.join(map(str, inputs))}: no readable inputs found")
+    if not any(s.kind != "unsupported" for s in shards):
+        names = ", ".join(Path(s.path).name for s in shards[:5])
+        raise FileNotFoundError(f"{', '.join(map(str, inputs))}: no readable inputs found"
+                                + (f" (unsupported formats: {names})" if names else ""))
     return shards
 
 
@@ -205,11 +212,34 @@ def _make_doc(rec: dict[str, Any], default_id: str, source: str) -> Document:
 
 # ----------------------------------------------------------------------------- readers
 
+def _binary_head(lines: list[bytes]) -> bool:
+    """A file's first bytes look like binary data, not text lines: a raw NUL byte (JSON text
+    escapes it, so no valid line holds one), or mostly undecodable bytes."""
+    head = b"".join(lines)[:HEAD_BYTES]
+    if b"\x00" in head:
+        return True
+    text = head.decode("utf-8", errors="replace")
+    return text.count("\ufffd") > 0.25 * max(1, len(text))
+
+
+HEAD_BYTES = 8192
+
+
 def read_jsonl(shard: InputShard, max_bytes: int) -> Iterator[Document | Quarantined]:
     path = Path(shard.path)
     lineno = 0
     try:
-        for lineno, raw in enumerate(_raw_lines(path), 1):
+        lines = _raw_lines(path)
+        head: list[bytes] = []
+        for raw in lines:   # look at the first few KiB before reading line by line
+            head.append(raw)
+            if sum(map(len, head)) >= HEAD_BYTES:
+                break
+        if _binary_head(head):
+            # One record for the file, not one per "line" of random bytes.
+            yield Quarantined(shard.source, "binary-file", str(path), _snippet(b"".join(head)))
+            return
+        for lineno, raw in enumerate(itertools.chain(head, lines), 1):
             if not raw.strip():
                 continue
             where = f"{path}:{lineno}"
@@ -218,9 +248,11 @@ def read_jsonl(shard: InputShard, max_bytes: int) -> Iterator[Document | Quarant
             except UnicodeDecodeError:
                 yield Quarantined(shard.source, "invalid-utf8", where, _snippet(raw))
                 continue
+            if lineno == 1:
+                line = line.removeprefix("\ufeff")   # a UTF-8 byte-order mark is not part of the record
             try:
                 rec = json.loads(line)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):   # RecursionError: nesting deeper than the parser goes
                 yield Quarantined(shard.source, "malformed-json", where, _snippet(line))
                 continue
             if not isinstance(rec, dict) or not isinstance(rec.get("text"), str):
@@ -264,7 +296,7 @@ def read_textdir(shard: InputShard, max_bytes: int) -> Iterator[Document | Quara
     for f in sorted(x for x in folder.iterdir() if x.is_file() and x.name.lower().endswith(TEXT_SUFFIXES)):
         raw = f.read_bytes()
         try:
-            text = raw.decode("utf-8")
+            text = raw.decode("utf-8-sig")   # a byte-order mark is not text
         except UnicodeDecodeError:
             yield Quarantined(shard.source, "invalid-utf8", str(f), _snippet(raw))
             continue
@@ -329,7 +361,14 @@ def read_warc(shard: InputShard, max_bytes: int) -> Iterator[Document | Quaranti
             yield Quarantined(shard.source, "truncated-warc", f"{path}: after record {n} ({type(e).__name__}: {e})")
 
 
-READERS = {"jsonl": read_jsonl, "parquet": read_parquet, "textdir": read_textdir, "warc": read_warc, "wet": read_warc}
+def read_unsupported(shard: InputShard, max_bytes: int) -> Iterator[Document | Quarantined]:
+    """A file in an input folder that no reader takes (.csv, .jsonl.bz2): one record, so it is
+    counted and named rather than skipped."""
+    yield Quarantined(shard.source, "unsupported-format", shard.path,
+                      "readable inputs: JSONL (plain, .gz, .zst), Parquet, WARC, WET, text files")
+
+
+READERS = {"unsupported": read_unsupported, "jsonl": read_jsonl, "parquet": read_parquet, "textdir": read_textdir, "warc": read_warc, "wet": read_warc}
 
 
 def read_input(shard: InputShard, max_bytes: int) -> Iterator[Document | Quarantined]:

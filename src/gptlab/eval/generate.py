@@ -1,9 +1,14 @@
 """Text generation: temperature, top-k and top-p (nucleus) sampling with a seed and a KV cache.
 
 The prompt is conditioned on the end-of-text token, as every training document is, and
-generation stops at end-of-text, at a stop string, or after ``max_new_tokens``. With a KV
-cache each step feeds one token; when the context is full, the cache is re-primed from
-the last half block (so long generations keep a sliding window of context).
+generation stops at end-of-text, at a stop string, or after ``max_new_tokens``.
+
+One window rule holds with and without the KV cache (``context_window``): the model
+conditions on the last ``block_size`` tokens, as nanoGPT's sampler does. With the cache,
+each step feeds only the new token while the sequence fits in the block; past it the
+window slides by one token a step, which moves every position in it, so the cached keys no
+longer apply and each step recomputes the window, as uncached decoding does. Both therefore
+give the same tokens at any length.
 """
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from gptlab.api import load_model
-from gptlab.eval.scoring import encode, eos_token_id
+from gptlab.eval.scoring import eos_token_id, generation_context, prompt_ids
 from gptlab.model.gpt import KVCache
 from gptlab.tokenizer import load_tokenizer
 
@@ -49,6 +54,11 @@ def sample_next(logits: torch.Tensor, s: Sampling, generator: torch.Generator | 
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
+def context_window(seq: list[int], block: int) -> list[int]:
+    """The tokens the next one is predicted from: the last ``block`` of ``seq``."""
+    return seq[-block:]
+
+
 @torch.no_grad()
 def generate_ids(model, ids: list[int], max_new_tokens: int, s: Sampling = Sampling(),
                  stop_ids: tuple[int, ...] = (), use_cache: bool = True, should_stop=None) -> list[int]:
@@ -62,19 +72,14 @@ def generate_ids(model, ids: list[int], max_new_tokens: int, s: Sampling = Sampl
     was_training = model.training
     model.eval()
     seq, new = list(ids), []
-    cache, fed = None, 0                 # fed: how many tokens of seq the cache holds
+    cache, fed = KVCache(model), 0       # fed: how many tokens of seq the cache holds
     for _ in range(max_new_tokens):
-        if use_cache:
-            if cache is None or cache.length + len(seq) - fed > block:
-                # (Re)prime: the whole prompt, or the last half block once the context is full.
-                keep = seq[-block:] if cache is None else seq[-(block // 2):]
-                cache, fed = KVCache(model), len(seq)
-                logits = model(torch.tensor([keep], device=device), cache=cache)
-            else:
-                logits = model(torch.tensor([seq[fed:]], device=device), cache=cache)
-                fed = len(seq)
+        if use_cache and len(seq) <= block:
+            # The window is the whole sequence: feed only what the cache has not seen.
+            logits = model(torch.tensor([seq[fed:]], device=device), cache=cache)
+            fed = len(seq)
         else:
-            logits = model(torch.tensor([seq[-block:]], device=device))
+            logits = model(torch.tensor([context_window(seq, block)], device=device))
         nxt = int(sample_next(logits[:, -1, :], s, generator)[0])
         seq.append(nxt)
         new.append(nxt)
@@ -93,10 +98,14 @@ def cut_at_stop(text: str, stop: list[str]) -> str:
 
 
 def generate_text(model, tokenizer, prompt: str, max_new_tokens: int = 64, s: Sampling = Sampling(),
-                  stop: list[str] | None = None, use_cache: bool = True) -> str:
-    """The continuation of ``prompt`` (the prompt itself is not repeated)."""
+                  stop: list[str] | None = None, use_cache: bool = True, max_length: int | None = None) -> str:
+    """The continuation of ``prompt`` (the prompt itself is not repeated). With ``max_length``
+    (a task's context), the prompt keeps room for the answer (``generation_context``), as
+    lm-eval truncates; without it, long generations slide the window (``context_window``)."""
     eos = eos_token_id(tokenizer)
-    ids = ([eos] if eos is not None else []) + encode(tokenizer, prompt)
+    ids = prompt_ids(tokenizer, prompt)
+    if max_length is not None:
+        ids = generation_context(ids, max_length, max_new_tokens)
     stop = list(stop or [])
 
     def should_stop(new: list[int]) -> bool:

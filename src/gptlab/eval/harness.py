@@ -30,7 +30,7 @@ from gptlab.api import load_model
 from gptlab.console import log
 from gptlab.errors import InputError
 from gptlab.eval.generate import Sampling, cut_at_stop, generate_ids
-from gptlab.eval.scoring import encode, eos_token_id, loglikelihood
+from gptlab.eval.scoring import encode, eos_token_id, generation_context, loglikelihood, prompt_ids
 from gptlab.eval.tasks import BETWEEN_EXAMPLES, QUERY_ANSWER, Task, load_task
 from gptlab.manifest import atomic_write, write_manifest
 from gptlab.tokenizer import load_tokenizer
@@ -110,10 +110,8 @@ class GptlabLM(LM):
             if eos_text and eos_text not in until:
                 until.append(eos_text)
             max_new = _int_or(kwargs.get("max_gen_toks", kwargs.get("max_new_tokens")), self.max_gen_toks)
-            if max_new >= self.max_length:
-                raise InputError(f"max_gen_toks {max_new} must be below the context of {self.max_length}")
-            ids = ([self.eot] if self.eot is not None else []) + self._encode(context)
-            ids = ids[-(self.max_length - max_new):]          # keep room for the answer, as hf does
+            # Room for the answer, as hf does and as gptlab's task runner does.
+            ids = generation_context(prompt_ids(self.tokenizer, context), self.max_length, max_new)
             temperature = float(kwargs.get("temperature", 0.0) or 0.0)
             if not kwargs.get("do_sample", False):
                 temperature = 0.0

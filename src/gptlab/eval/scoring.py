@@ -15,6 +15,9 @@ tokenizer. Details that matter for comparable numbers:
   continuation first), so a word is never split differently from how the model saw it.
 * An end-of-text token starts every sequence, so an empty context is valid.
 * Sequences longer than the model's context keep their last tokens (left truncation).
+  A generation request keeps room for its answer: the prompt keeps its last
+  ``max_length - max_new_tokens`` tokens (``generation_context``), the rule of lm-eval's
+  ``hf`` model, which gptlab's task runner and its lm-eval adapter both follow.
 * Requests are sorted by length and batched with right padding, which a causal model never
   attends to.
 """
@@ -41,6 +44,22 @@ def eos_token_id(tokenizer: Any) -> int | None:
     if i is None and hasattr(tokenizer, "token_to_id"):
         i = tokenizer.token_to_id(EOS_TEXT)
     return i
+
+
+def prompt_ids(tokenizer: Any, text: str) -> list[int]:
+    """``text``'s token ids after the end-of-text token (when the tokenizer has one)."""
+    eos = eos_token_id(tokenizer)
+    return ([eos] if eos is not None else []) + encode(tokenizer, text)
+
+
+def generation_context(ids: list[int], max_length: int, max_new_tokens: int) -> list[int]:
+    """The last ``max_length - max_new_tokens`` of a prompt's ``ids``: the answer then fits in
+    the context, so the window never slides while it is generated. lm-eval's ``hf`` model
+    truncates ``generate_until`` contexts so; gptlab's runner and adapter call this."""
+    if not 0 <= max_new_tokens < max_length:
+        raise InputError(f"{max_new_tokens} new tokens (max_gen_toks, --max-new-tokens) must be fewer "
+                         f"than the model's context of {max_length}")
+    return ids[-(max_length - max_new_tokens):]
 
 
 def context_length(model: Any) -> int:

@@ -33,8 +33,9 @@ from pathlib import Path
 
 from gptlab.api import load_model
 from gptlab.console import log, progress_task
+from gptlab.errors import InputError
 from gptlab.eval.generate import Sampling, generate_text
-from gptlab.eval.scoring import loglikelihood
+from gptlab.eval.scoring import context_length, loglikelihood
 from gptlab.jsonl import jsonl_objects
 from gptlab.manifest import Stage, atomic_write_json, file_checksum, stage_key
 from gptlab.tokenizer import load_tokenizer
@@ -43,7 +44,7 @@ QUERY_ANSWER = " "          # lm-eval's target_delimiter
 BETWEEN_EXAMPLES = "\n\n"   # lm-eval's fewshot_delimiter
 
 
-class TaskError(ValueError):
+class TaskError(InputError):   # a ValueError too
     """A task file that cannot be read, with the file, line and key at fault."""
 
 
@@ -180,7 +181,9 @@ def evaluate_task(model, tokenizer, task: Task, k: int = 0, seed: int = 1234, po
     else:
         stop = ["\n"] if stop is None else stop
         for p, ex in zip(texts, task.examples):
-            pred = generate_text(model, tokenizer, p, max_new_tokens, Sampling(temperature=0), stop=stop)
+            # The prompt keeps room for the answer, as lm-eval (and the adapter) truncate it.
+            pred = generate_text(model, tokenizer, p, max_new_tokens, Sampling(temperature=0), stop=stop,
+                                 max_length=context_length(model))
             rows.append({"prompt": p, "prediction": pred, "answers": ex.answers,
                          **generation_metrics(pred, ex.answers)})
             if progress is not None:

@@ -120,6 +120,11 @@ def _common_refusals(cfg: ModelConfig, arch: str, *, position: str, norm: str, b
     if cfg.embed_norm != embed_norm:
         why.append(f"model.embed_norm={cfg.embed_norm}: {arch} "
                    f"{'always has' if embed_norm else 'has no'} an embedding LayerNorm")
+    if not cfg.head_dim_is_default:
+        # Every HF class below derives the head width from hidden/heads (our Llama import refuses
+        # an explicit one), so exporting would reshape q/k/v into wrong heads: refuse instead.
+        why.append(f"model.head_dim={cfg.head_dim}: {arch} uses hidden_size / num_heads = "
+                   f"{cfg.n_embd / cfg.n_head:g}")
     if cfg.position == "rope" and cfg.rotary_dim != cfg.head_dim:
         why.append(f"model.rope_fraction={cfg.rope_fraction}: {arch} rotates the whole head")
     return why

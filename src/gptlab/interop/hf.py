@@ -9,6 +9,7 @@ folder with the final name is whole. Weights are read and written with safetenso
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -17,9 +18,10 @@ import torch
 from gptlab.api import load_model
 from gptlab.checkpoint import save_weights, tied_aliases
 from gptlab.console import log
+from gptlab.errors import InputError, UserError
 from gptlab.interop.adapters import ADAPTERS, Adapter, pick_adapter, zero_fill
 from gptlab.interop.errors import ExportRefused
-from gptlab.manifest import atomic_write_json, write_manifest
+from gptlab.manifest import MANIFEST, atomic_write_json, honour_umask, invalidate, read_manifest, write_manifest
 from gptlab.model import GPT, ModelConfig
 from gptlab.schema import section_dict
 from gptlab.tokenizer import EOS, eos_id, load_tokenizer
@@ -118,22 +120,63 @@ def _fresh_tmp(out: Path) -> Path:
     return tmp
 
 
-def _publish(tmp: Path, out: Path) -> None:
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+def _claim(out: str | Path, mine, what: str, force: bool) -> tuple[Path, bool]:
+    """Check, before any work, that ``out`` may receive this command's folder.
+
+    Returns (resolved out, owned): owned when the folder is absent, empty, or holds an
+    earlier output of this command (``mine(manifest)``), whose listed files may be replaced.
+    A non-empty folder that this command did not make is refused unless ``force``; and
+    then only same-named files are replaced, nothing else in it is deleted. The working
+    folder and its parents are always refused: the output is published by renaming a folder."""
+    out = Path(out).resolve()
+    cwd = Path.cwd().resolve()
+    if out == cwd or out in cwd.parents:
+        raise UserError(f"{out}: is the working folder (or holds it); give {what} a new or empty folder of its own")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: exists and is not a folder; give {what} a new or empty folder")
+    if not out.is_dir() or not any(out.iterdir()):
+        return out, True
+    m = read_manifest(out)
+    if m is not None and mine(m):
+        return out, True
+    if not force:
+        first = sorted(out.iterdir())[0].name
+        raise UserError(f"{out}: is not empty and is not an earlier {what} ({first}); choose a new or empty "
+                        f"folder (or pass --force to write into it, replacing only same-named files)")
+    return out, False
+
+
+def _publish(tmp: Path, out: Path, owned: bool) -> None:
+    """Put ``tmp``'s files at ``out``: a rename when ``out`` is absent or empty; otherwise the
+    earlier output's listed files (when it is ours) are removed and the new files moved in,
+    the manifest last, so the folder reads as complete only once it is."""
+    if out.is_dir() and not any(out.iterdir()):
+        out.rmdir()
+    if not out.exists():
+        tmp.rename(out)
+        return
+    old = read_manifest(out) if owned else None
+    invalidate(out)
+    for rel in (old or {}).get("outputs", {}):
+        (out / rel).unlink(missing_ok=True)
+    files = sorted((p for p in tmp.rglob("*") if p.is_file()), key=lambda p: p.name == MANIFEST)
+    for f in files:
+        dest = out / f.relative_to(tmp)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(f, dest)
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------- export / import
 
-def export_hf(checkpoint: str | Path, out: str | Path, arch: str | None = None) -> Path:
+def export_hf(checkpoint: str | Path, out: str | Path, arch: str | None = None, *, force: bool = False) -> Path:
     """Write a Hugging Face folder for a gptlab checkpoint (or training/run folder)."""
 
+    out, owned = _claim(out, lambda m: m.get("stage") == "export", "the export", force)
     model, ckpt = load_model(checkpoint, return_path=True)
     tokenizer_file = ckpt / "tokenizer.json"
     special = _special_ids(tokenizer_file)
     hf = to_hf_model(model, arch, special)
-    out = Path(out)
     tmp = _fresh_tmp(out)
     hf.save_pretrained(str(tmp), safe_serialization=True)
     if tokenizer_file.exists():
@@ -141,28 +184,47 @@ def export_hf(checkpoint: str | Path, out: str | Path, arch: str | None = None) 
     else:
         log(f"[yellow]export: {ckpt} has no tokenizer.json; the folder holds the model only")
     outputs = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
+    for rel in outputs:
+        honour_umask(tmp / rel)   # transformers' safetensors writer makes its files 0600
     write_manifest(tmp, stage="export", key=str(ckpt), outputs=outputs,
                    summary={"architecture": hf.config.architectures[0], "checkpoint": str(ckpt)})
-    _publish(tmp, out)
+    _publish(tmp, out, owned)
     log(f"export: {ckpt.name} → {hf.config.architectures[0]} at {out}")
     return out
 
 
-def import_hf(hf_dir: str | Path, out: str | Path, block_size: int | None = None) -> Path:
-    """Write a gptlab checkpoint folder for a local Hugging Face model folder (never downloads)."""
-
-    tf = _transformers()
-    hf_dir = Path(hf_dir)
+def _read_hf_config(hf_dir: Path) -> dict:
     if not (hf_dir / "config.json").exists():
         raise FileNotFoundError(f"{hf_dir}: not a Hugging Face model folder (no config.json)")
-    arch = (json.loads((hf_dir / "config.json").read_text()).get("architectures") or ["?"])[0]
+    try:
+        cfg = json.loads((hf_dir / "config.json").read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"{hf_dir}/config.json: not valid JSON ({e})") from None
+    if not isinstance(cfg, dict):
+        raise InputError(f"{hf_dir}/config.json: expected a JSON object")
+    return cfg
+
+
+def import_hf(hf_dir: str | Path, out: str | Path, block_size: int | None = None, *, force: bool = False) -> Path:
+    """Write a gptlab checkpoint folder for a local Hugging Face model folder (never downloads)."""
+
+    hf_dir = Path(hf_dir)
+    arch = (_read_hf_config(hf_dir).get("architectures") or ["?"])[0]
     if arch not in ADAPTERS:
         raise ExportRefused(f"{hf_dir}/config.json: architecture {arch} has no gptlab adapter "
                             f"(supported: {', '.join(ADAPTERS)})")
-    hf = getattr(tf, arch).from_pretrained(str(hf_dir), dtype=torch.float32, local_files_only=True,
-                                           use_safetensors=True)
+    if not list(hf_dir.glob("*.safetensors")):
+        raise InputError(f"{hf_dir}: no model.safetensors (or sharded *.safetensors) weights; gptlab reads "
+                         f"safetensors weights only")
+    out, owned = _claim(out, lambda m: m.get("stage") == "checkpoint" and str(m.get("key", "")).startswith("import:"),
+                        "the import", force)
+    tf = _transformers()
+    try:
+        hf = getattr(tf, arch).from_pretrained(str(hf_dir), dtype=torch.float32, local_files_only=True,
+                                               use_safetensors=True)
+    except (OSError, ValueError) as e:
+        raise InputError(f"{hf_dir}: transformers cannot load it ({' '.join(str(e).split())[:300]})") from None
     model = from_hf_model(hf, block_size)
-    out = Path(out)
     tmp = _fresh_tmp(out)
     # The checkpoint writer's format: unique tensors, tied names recorded as aliases.
     save_weights(model.state_dict(), tmp / "model.safetensors", tied_aliases(model))
@@ -173,6 +235,6 @@ def import_hf(hf_dir: str | Path, out: str | Path, block_size: int | None = None
         shutil.copyfile(hf_dir / "tokenizer.json", tmp / "tokenizer.json")
         outputs.append("tokenizer.json")
     write_manifest(tmp, stage="checkpoint", key=f"import:{hf_dir}", outputs=outputs)
-    _publish(tmp, out)
+    _publish(tmp, out, owned)
     log(f"import: {arch} at {hf_dir} → {out}")
     return out

@@ -19,6 +19,10 @@ class ModelConfig:
     # Key/value heads: None = n_head (multi-head), 1 = multi-query (PaLM), else grouped-query.
     n_kv_head: int | None = bounded(1, 1024, default=None)
     n_embd: int = bounded(8, 1_000_000, default=128)
+    # Width of one attention head: None = n_embd / n_head. PaLM set it apart (256 at every size,
+    # Chowdhery 2022 Table 1); q/k/v then project to n_head*head_dim and back to n_embd.
+    # Reading cfg.head_dim always gives the resolved width (see the property below the class).
+    head_dim: int | None = bounded(1, 65_536, default=None)
     # Filled in from the data when left unset: block_size from pack.seq_len, vocab from the tokenizer.
     block_size: int | None = bounded(1, 10_000_000, default=None)
     vocab_size: int | None = bounded(2, 10_000_000, default=None)
@@ -72,8 +76,9 @@ class ModelConfig:
     init_std: float | None = bounded(0.0, 10.0, default=None)
 
     def check(self) -> None:
-        if self.n_embd % self.n_head:
-            raise ValueError(f"n_embd: {self.n_embd} is not divisible by n_head={self.n_head}")
+        if self.__dict__.get("head_dim") is None and self.n_embd % self.n_head:
+            raise ValueError(f"n_embd: {self.n_embd} is not divisible by n_head={self.n_head} "
+                             f"(or set model.head_dim)")
         kv = self.n_kv_head or self.n_head
         if self.n_head % kv:
             raise ValueError(f"n_kv_head: n_head={self.n_head} is not a multiple of {kv}")
@@ -86,8 +91,9 @@ class ModelConfig:
             raise ValueError("ffn_size: ffn_rule='explicit' needs ffn_size set")
 
     @property
-    def head_dim(self) -> int:
-        return self.n_embd // self.n_head
+    def head_dim_is_default(self) -> bool:
+        """True when head_dim is n_embd / n_head (unset, or set to that same width)."""
+        return self.n_embd % self.n_head == 0 and self.head_dim == self.n_embd // self.n_head
 
     @property
     def rotary_dim(self) -> int:
@@ -121,3 +127,18 @@ class ModelConfig:
         if self.deepnorm == "glm":
             return (2 * n) ** 0.5, (2 * n) ** -0.5   # GLM-130B paper, §2.3
         return (2 * n) ** 0.25, (8 * n) ** -0.25      # DeepNet (Wang et al. 2022), decoder-only
+
+
+# ``head_dim`` is a config key (None = derived) that every reader sees resolved to an int, so
+# attention, FLOP counts and exporters need no None check. The dataclass __init__ and
+# ``schema.apply`` set it through this property; the raw setting lives in the instance dict.
+def _get_head_dim(self: ModelConfig) -> int:
+    explicit = self.__dict__.get("head_dim")
+    return int(explicit) if explicit is not None else self.n_embd // self.n_head
+
+
+def _set_head_dim(self: ModelConfig, value: int | None) -> None:
+    self.__dict__["head_dim"] = value
+
+
+ModelConfig.head_dim = property(_get_head_dim, _set_head_dim)  # type: ignore[assignment]

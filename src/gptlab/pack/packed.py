@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gptlab.errors import InputError
+
 INDEX = "index.json"
 
 
@@ -17,14 +19,18 @@ class PackedData:
         p = self.folder / INDEX
         if not p.exists():
             raise FileNotFoundError(f"{self.folder}: no {INDEX} (run `gptlab data pack`)")
-        self.index = json.loads(p.read_text())
-        self.seq_len = self.index["seq_len"]
-        self.n_sequences = self.index["n_sequences"]
-        self.vocab_size = self.index["vocab_size"]
-        dtype = np.dtype(self.index["dtype"])
-        self._shards = [np.memmap(self.folder / s["file"], dtype=dtype, mode="r").reshape(-1, self.seq_len + 1)
-                        for s in self.index["shards"]]
-        self._starts = np.array([s["first_sequence"] for s in self.index["shards"]])
+        try:
+            self.index = json.loads(p.read_text(encoding="utf-8"))
+            self.seq_len = self.index["seq_len"]
+            self.n_sequences = self.index["n_sequences"]
+            self.vocab_size = self.index["vocab_size"]
+            dtype = np.dtype(self.index["dtype"])
+            shards = [(self.folder / s["file"], s["first_sequence"]) for s in self.index["shards"]]
+        except (ValueError, KeyError, TypeError) as e:   # empty, garbage, or not the index's shape
+            raise InputError(f"{p}: not a valid pack index ({type(e).__name__}: {' '.join(str(e).split())[:120]}); "
+                             f"rebuild it with `gptlab data pack`") from None
+        self._shards = [np.memmap(f, dtype=dtype, mode="r").reshape(-1, self.seq_len + 1) for f, _ in shards]
+        self._starts = np.array([first for _, first in shards])
 
     def __len__(self) -> int:
         return self.n_sequences

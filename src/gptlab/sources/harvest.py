@@ -75,6 +75,11 @@ def harvest_source(name: str, max_docs: int, max_bytes: int, max_doc_chars: int,
             stats.quarantined[reason] += 1
             continue
         assert text is not None
+        if not text.strip():
+            # A file with no text (or whose transform left none, e.g. an empty man page) is
+            # quarantined with its reason, never written as an empty document.
+            stats.quarantined["empty-text"] += 1
+            continue
         meta = dict(cand.meta)
         if len(text) > max_doc_chars:
             # Gigantic files (multi-MB changelogs) are cut, and say so, rather than dropped.

@@ -22,7 +22,8 @@ class TrainConfig:
     # dynamic loss scale (kept for ablations: it is what OPT trained with).
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     optimizer: Literal["adamw", "adafactor"] = "adamw"
-    schedule: Literal["cosine", "rsqrt", "wsd", "constant"] = "cosine"
+    # linear = linear (polynomial power 1) decay to min_lr_ratio after the warmup (OPT/metaseq).
+    schedule: Literal["cosine", "linear", "rsqrt", "wsd", "constant"] = "cosine"
     z_loss: float = bounded(0.0, 1.0, default=0.0)
     # Batch-size ramp, in sequences per step: linear from ramp_start_batch over ramp_tokens
     # tokens (GPT-3), or piecewise by step (PaLM: ramp_steps boundaries, ramp_batches sizes).
@@ -31,6 +32,32 @@ class TrainConfig:
     ramp_tokens: int = bounded(0, 10**15, default=0)
     ramp_steps: list[int] = field(default_factory=list)
     ramp_batches: list[int] = field(default_factory=list)
+    # --- recipes at any scale (presets): ramp, warmup and decay as fractions of the run, and
+    # Adafactor's constants. A fraction, when set, wins over the absolute key it replaces.
+    # Linear ramp: start at this fraction of batch_size (0 = ramp_start_batch), and reach the
+    # full batch after this fraction of the run's token budget, max_steps*batch_size*seq_len
+    # (0 = ramp_tokens). GPT-3: 32k tokens of 0.5M, over 4B of its 300B tokens.
+    ramp_start_fraction: float = bounded(0.0, 1.0, default=0.0)
+    ramp_fraction: float = bounded(0.0, 1.0, default=0.0)
+    # Step ramp as fractions: boundaries of max_steps, sizes of batch_size (PaLM: 50k and 115k
+    # of 255k steps; 1/4, 1/2, 1 of 2048). Empty = the absolute ramp_steps / ramp_batches.
+    ramp_step_fractions: list[float] = field(default_factory=list)
+    ramp_batch_fractions: list[float] = field(default_factory=list)
+    # Warmup as a fraction of max_steps (0 = warmup_steps): the paper's warmup tokens over its
+    # token budget (GPT-3 and OPT: 375M of 300B).
+    warmup_fraction: float = bounded(0.0, 1.0, default=0.0)
+    # cosine/linear reach the floor at this fraction of max_steps, then hold it (GPT-3: 260B of 300B).
+    decay_fraction: float = bounded(0.0, 1.0, default=1.0)
+    # Which parameters weight decay touches: auto = matrices only for AdamW (nanoGPT), every
+    # parameter for Adafactor (t5x: the N(0,1) embeddings, norms and biases too).
+    decay_scope: Literal["auto", "all", "matrices"] = "auto"
+    # t5x Adafactor: update clipping threshold, beta2_k = 1 - k^-decay_exponent, and the decay
+    # rate weight_decay * lr^wd_lr_exponent (PaLM: 1.0, 0.8, 2.0).
+    adafactor_clip: float = bounded(0.0, 1e6, default=1.0)
+    adafactor_decay_exponent: float = bounded(0.0, 1.0, default=0.8)
+    adafactor_wd_lr_exponent: float = bounded(0.0, 10.0, default=2.0)
+    # --- end of the recipe keys
+
     # Split each step into micro-batches of this many sequences (0 = the whole batch at once).
     micro_batch_size: int = bounded(0, 1_000_000, default=0)
     wsd_decay_fraction: float = bounded(0.0, 1.0, default=0.2)
@@ -45,12 +72,21 @@ class TrainConfig:
 
     def check(self) -> None:
         if self.ramp == "steps":
-            if len(self.ramp_batches) != len(self.ramp_steps) + 1:
-                raise ValueError("ramp_batches: needs one more entry than train.ramp_steps")
-            if self.ramp_steps != sorted(self.ramp_steps):
-                raise ValueError("ramp_steps: boundaries must increase")
-        if self.ramp == "linear" and self.ramp_start_batch > self.batch_size:
-            raise ValueError("ramp_start_batch: larger than train.batch_size")
+            if self.ramp_step_fractions or self.ramp_batch_fractions:
+                steps, sizes, names = self.ramp_step_fractions, self.ramp_batch_fractions, \
+                    ("ramp_batch_fractions", "ramp_step_fractions")
+                if any(not 0 < f <= 1 for f in (*steps, *sizes)):
+                    raise ValueError("ramp_step_fractions: fractions must lie in (0, 1] "
+                                     "(and so must train.ramp_batch_fractions)")
+            else:
+                steps, sizes, names = self.ramp_steps, self.ramp_batches, ("ramp_batches", "ramp_steps")
+            if len(sizes) != len(steps) + 1:
+                raise ValueError(f"{names[0]}: needs one more entry than train.{names[1]}")
+            if list(steps) != sorted(steps):
+                raise ValueError(f"{names[1]}: boundaries must increase")
+        if self.ramp == "linear" and not self.ramp_start_fraction and self.ramp_start_batch > self.batch_size:
+            raise ValueError("ramp_start_batch: larger than train.batch_size (presets use "
+                             "train.ramp_start_fraction, which scales with it)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = bounded(0, 2**31 - 1, default=1337)
     threads: int = bounded(0, 1024, default=0)  # 0: leave torch's default

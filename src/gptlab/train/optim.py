@@ -7,8 +7,9 @@ import torch
 from torch import nn
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Decay the matmul weights only, never norms, biases or embeddings."""
+def param_groups(model: nn.Module, weight_decay: float, scope: str = "matrices") -> list[dict]:
+    """Parameter groups for weight decay. ``matrices``: decay the matmul weights only, never
+    norms, biases or embeddings (nanoGPT). ``all``: decay every parameter (t5x Adafactor)."""
     decay, no_decay = [], []
     seen: set[int] = set()
     for name, p in model.named_parameters():
@@ -16,9 +17,19 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
             continue
         seen.add(id(p))
         is_embedding = "embed" in name
-        (decay if p.dim() >= 2 and not is_embedding else no_decay).append(p)
+        (decay if scope == "all" or (p.dim() >= 2 and not is_embedding) else no_decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay},
             {"params": no_decay, "weight_decay": 0.0}]
+
+
+def decay_scope(tcfg) -> str:
+    """auto: t5x's Adafactor decays every parameter (PaLM decays its N(0,1) embeddings by lr^2
+    too: t5x adafactor.py applies weight_decay_rate to each parameter unmasked); AdamW decays
+    matrices only, as nanoGPT and GPT-3 did."""
+    scope = getattr(tcfg, "decay_scope", "auto")
+    if scope == "auto":
+        return "all" if tcfg.optimizer == "adafactor" else "matrices"
+    return scope
 
 
 class Adafactor(torch.optim.Optimizer):
@@ -29,7 +40,9 @@ class Adafactor(torch.optim.Optimizer):
       u = g / √v;  u /= max(1, RMS(u) / clip)                          update clipping (1.0)
       m = β1·m + (1 − β1)·lr·max(RMS(p), 1e-3)·u                       momentum on the scaled update
       p = (1 − wd·lr^2)·p − m                                          decoupled decay, rate lr² (PaLM)
-    ``weight_decay`` multiplies lr²: PaLM is weight_decay = 1.
+    ``weight_decay`` multiplies lr²: PaLM is weight_decay = 1. The clip threshold, the 0.8 and
+    the 2 are the config keys train.adafactor_clip, adafactor_decay_exponent and
+    adafactor_wd_lr_exponent; which parameters decay is train.decay_scope (t5x: all of them).
 
     The step count k lives on the CPU (as torch's own optimizers keep theirs), so reading it
     to compute β2_k in double precision is a memory read, never a wait on the device: the
@@ -89,18 +102,41 @@ def adamw_impl(params) -> dict:
 
 
 def build_optimizer(model: nn.Module, tcfg) -> torch.optim.Optimizer:
-    groups = param_groups(model, tcfg.weight_decay)
+    groups = param_groups(model, tcfg.weight_decay, decay_scope(tcfg))
     if tcfg.optimizer == "adafactor":
-        return Adafactor(groups, lr=tcfg.lr, beta1=tcfg.beta1, weight_decay=tcfg.weight_decay)
+        return Adafactor(groups, lr=tcfg.lr, beta1=tcfg.beta1, weight_decay=tcfg.weight_decay,
+                         clip_threshold=tcfg.adafactor_clip, decay_exponent=tcfg.adafactor_decay_exponent,
+                         weight_decay_lr_exponent=tcfg.adafactor_wd_lr_exponent)
     return torch.optim.AdamW(groups, lr=tcfg.lr, betas=(tcfg.beta1, tcfg.beta2), eps=1e-8, **adamw_impl(groups))
 
 
 # ----------------------------------------------------------------------------- schedules
 
+def warmup_steps(tcfg) -> int:
+    """Warmup length in steps: ``warmup_fraction`` of max_steps where set (at least one step),
+    else ``warmup_steps``. GPT-3 and OPT warm up over 375M of 300B tokens: 0.125 % of the run."""
+    frac = getattr(tcfg, "warmup_fraction", 0.0)
+    if frac:
+        return max(1, round(frac * tcfg.max_steps))
+    return tcfg.warmup_steps
+
+
+def decay_end(tcfg) -> int:
+    """The step where cosine/linear decay reaches the floor (GPT-3: 260B of 300B tokens)."""
+    return max(1, round(getattr(tcfg, "decay_fraction", 1.0) * tcfg.max_steps))
+
+
 def _warmup(step: int, tcfg) -> float | None:
-    if tcfg.warmup_steps and step < tcfg.warmup_steps:
-        return tcfg.lr * (step + 1) / tcfg.warmup_steps
+    w = warmup_steps(tcfg)
+    if w and step < w:
+        return tcfg.lr * (step + 1) / w
     return None
+
+
+def _decay_progress(step: int, tcfg) -> float:
+    w = warmup_steps(tcfg)
+    span = max(1, decay_end(tcfg) - w)
+    return min(1.0, max(0.0, (step - w) / span))
 
 
 def cosine_lr(step: int, tcfg) -> float:
@@ -109,16 +145,24 @@ def cosine_lr(step: int, tcfg) -> float:
     if w is not None:
         return w
     peak, floor = tcfg.lr, tcfg.lr * tcfg.min_lr_ratio
-    span = max(1, tcfg.max_steps - tcfg.warmup_steps)
-    progress = min(1.0, (step - tcfg.warmup_steps) / span)
-    return floor + 0.5 * (peak - floor) * (1 + math.cos(math.pi * progress))
+    return floor + 0.5 * (peak - floor) * (1 + math.cos(math.pi * _decay_progress(step, tcfg)))
+
+
+def linear_lr(step: int, tcfg) -> float:
+    """Linear warmup, then linear decay to ``min_lr_ratio`` of the peak: metaseq's
+    ``polynomial_decay`` with power 1 and end_learning_rate 0.1 x lr (OPT)."""
+    w = _warmup(step, tcfg)
+    if w is not None:
+        return w
+    return tcfg.lr * (1 - _decay_progress(step, tcfg) * (1 - tcfg.min_lr_ratio))
 
 
 def rsqrt_lr(step: int, tcfg) -> float:
     """PaLM / T5: constant ``lr`` for ``warmup_steps`` steps, then ∝ 1/√k.
     With lr = 1e-2 and 10k warmup steps this is exactly 1/√max(k, 10⁴)."""
-    k = max(step + 1, tcfg.warmup_steps, 1)
-    return tcfg.lr * math.sqrt(max(tcfg.warmup_steps, 1) / k)
+    w = warmup_steps(tcfg)
+    k = max(step + 1, w, 1)
+    return tcfg.lr * math.sqrt(max(w, 1) / k)
 
 
 def wsd_lr(step: int, tcfg) -> float:
@@ -138,7 +182,7 @@ def constant_lr(step: int, tcfg) -> float:
     return tcfg.lr if w is None else w
 
 
-SCHEDULES = {"cosine": cosine_lr, "rsqrt": rsqrt_lr, "wsd": wsd_lr, "constant": constant_lr}
+SCHEDULES = {"cosine": cosine_lr, "linear": linear_lr, "rsqrt": rsqrt_lr, "wsd": wsd_lr, "constant": constant_lr}
 
 
 def lr_schedule(tcfg):

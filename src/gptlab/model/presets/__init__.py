@@ -7,7 +7,9 @@ later parts winning: ``model.preset=palm+1.3b`` is PaLM's recipe at GPT-3's 1.3B
 
 Sources are cited per line: "Brown 2020" = GPT-3 paper (App. B, Table 2.1); "Zhang 2022" =
 OPT paper; "BLOOM slurm" = bigscience tr11-176B-ml.slurm; "Chowdhery 2022" = PaLM paper;
-"Zeng 2022" = GLM-130B paper; "Wang 2022" = DeepNet paper.
+"Zeng 2022" = GLM-130B paper; "Wang 2022" = DeepNet paper. Each recipe is a list of
+(section, key, value, source) rows (``rows.py``); docs/models.md prints them (``table.py``).
+Ramps, warmup and decay are fractions of the user's run, so a recipe runs at any scale.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from gptlab.model.presets.opt import opt
 from gptlab.model.presets.palm import palm, palm_sequential
 from gptlab.schema import ConfigError, merge
 
-__all__ = ["EXPORT_TARGETS", "GPT3_CONTEXT", "GPT3_SIZES", "PRESETS", "RECIPES", "preset_fragment"]
+__all__ = ["EXPORT_TARGETS", "GPT3_CONTEXT", "GPT3_SIZES", "PRESETS", "RECIPES", "preset_fragment", "under"]
 
 # Export targets per recipe, for docs and `gptlab export` messages (see gptlab.interop).
 EXPORT_TARGETS = {
@@ -53,3 +55,19 @@ def preset_fragment(name: str) -> dict[str, Any]:
             raise ConfigError(f"model.preset: unknown preset {part!r} (known: {', '.join(PRESETS)})")
         frag = merge(frag, PRESETS[part]())
     return frag
+
+
+# A preset states ramps and warmup as fractions of the run; a user who sets the absolute twin
+# (train.warmup_steps=10) means it, so that key drops the preset's fraction.
+FRACTION_TWINS = {"warmup_steps": "warmup_fraction", "ramp_start_batch": "ramp_start_fraction",
+                  "ramp_tokens": "ramp_fraction", "ramp_steps": "ramp_step_fractions",
+                  "ramp_batches": "ramp_batch_fractions"}
+
+
+def under(frag: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` merged over the preset ``frag``, an absolute key in ``data`` replacing the
+    preset's fraction for it."""
+    user_train = data.get("train", {}) if isinstance(data.get("train"), dict) else {}
+    train = {k: v for k, v in frag.get("train", {}).items()
+             if not any(k == twin and key in user_train for key, twin in FRACTION_TWINS.items())}
+    return merge({**frag, "train": train}, data)

@@ -3,33 +3,43 @@ from __future__ import annotations
 
 from typing import Any
 
+from gptlab.model.presets.rows import Row, fragment
 from gptlab.schema import merge
+
+# The paper's run, for the fractions below: 300B tokens (Brown 2020 §2.2, App. B).
+GPT3_TOKENS = 300e9
+
+GPT3_ROWS: list[Row] = [
+    ("model", "position", "learned", "GPT-3 = GPT-2's architecture (Brown 2020 §2.1)"),
+    ("model", "norm", "layernorm", "GPT-2 (Radford 2019 §2.3)"),
+    ("model", "norm_bias", True, "GPT-2 code: biases everywhere"),
+    ("model", "bias", True, "GPT-2 code: biases everywhere"),
+    ("model", "placement", "pre", "LN at each sub-block's input (Radford 2019 §2.3)"),
+    ("model", "mlp", "gelu_tanh", "GPT-2 code's gelu is the tanh approximation"),
+    ("model", "tie_embeddings", True, "GPT-2 shares input and output embeddings"),
+    ("model", "init", "gpt2", "N(0, 0.02), residual layers x 1/sqrt(2L) (Brown 2020 App. B)"),
+    ("model", "dropout", 0.0, "dense attention only; banded sparse layers not modelled"),
+    ("train", "optimizer", "adamw", "Adam (Brown 2020 App. B)"),
+    ("train", "beta1", 0.9, "Brown 2020 App. B"),
+    ("train", "beta2", 0.95, "Brown 2020 App. B"),
+    ("train", "weight_decay", 0.1, "Brown 2020 App. B"),
+    ("train", "grad_clip", 1.0, "global-norm clip 1.0 (Brown 2020 App. B)"),
+    ("train", "schedule", "cosine", "cosine to 10 % (Brown 2020 App. B)"),
+    ("train", "min_lr_ratio", 0.1, "Brown 2020 App. B"),
+    ("train", "warmup_fraction", 375e6 / GPT3_TOKENS, "warmup over 375M of 300B tokens (Brown 2020 App. B)"),
+    ("train", "decay_fraction", 260e9 / GPT3_TOKENS, "cosine over 260B tokens, then 10 % (Brown 2020 App. B)"),
+    ("train", "lr", 6e-4, "125M peak LR (Brown 2020 Table 2.1)"),
+    ("train", "precision", "auto", "not stated; auto = bf16 where fast (the post: bf16, not fp16)"),
+    ("train", "batch_size", 256, "0.5M tokens at 125M (Brown 2020 Table 2.1)"),
+    ("train", "ramp", "linear", "linear batch ramp (Brown 2020 App. B)"),
+    ("train", "ramp_start_fraction", 16 / 256, "from 32k tokens = 16 x 2048 of 0.5M (Brown 2020 App. B)"),
+    ("train", "ramp_fraction", 4e9 / GPT3_TOKENS, "over the first 4B (of 4-12B) of 300B tokens (Brown 2020 App. B)"),
+    ("train", "z_loss", 0.0, "no z-loss in GPT-3"),
+]
 
 
 def gpt3() -> dict[str, Any]:
-    model = {
-        "position": "learned",   # GPT-3 = GPT-2's architecture (Brown 2020 §2.1)
-        "norm": "layernorm", "norm_bias": True, "bias": True,  # GPT-2 code: biases everywhere
-        "placement": "pre",      # GPT-2 moved LN to the input of each sub-block (Radford 2019 §2.3)
-        "mlp": "gelu_tanh",      # GPT-2 code's gelu is the tanh approximation
-        "tie_embeddings": True,  # GPT-2 shares input and output embeddings
-        "init": "gpt2",          # N(0, 0.02), residual layers scaled by 1/sqrt(N), N = 2L (Brown 2020 App. B)
-        "dropout": 0.0,          # dense attention only; GPT-3's banded sparse layers are not modelled
-    }
-    train = {
-        "optimizer": "adamw", "beta1": 0.9, "beta2": 0.95,  # Adam beta1 0.9, beta2 0.95 (Brown 2020 App. B)
-        "weight_decay": 0.1, "grad_clip": 1.0,              # decay 0.1, global-norm clip 1.0 (App. B)
-        "schedule": "cosine", "min_lr_ratio": 0.1,          # cosine to 10 % of peak (App. B)
-        "lr": 6e-4,                                         # 125M peak LR (Table 2.1)
-        "precision": "auto",  # not stated by the paper; auto = bf16 where fast (the post: bf16, not fp16)
-        "batch_size": 256,                                  # 0.5M tokens at 125M (Table 2.1); sizes override
-        "ramp": "linear", "ramp_start_batch": 16,           # from 32k tokens = 16 x 2048 (App. B)
-        "ramp_tokens": 4_000_000_000,                       # "over the first 4-12 billion tokens" (App. B)
-        "z_loss": 0.0,                                      # no z-loss in GPT-3
-    }
-    return {"model": model, "train": train}
-
-
+    return fragment(GPT3_ROWS)
 
 
 # GPT-3 size table (Brown 2020 Table 2.1): n_layer, n_embd, n_head, batch tokens, peak LR.
@@ -53,7 +63,9 @@ def size_fragment(size: str) -> dict[str, Any]:
 
 
 def gpt3_sized(size: str) -> dict[str, Any]:
-    """GPT-3's recipe at one size of its paper: the shape plus that size's batch and peak LR."""
+    """GPT-3's recipe at one size of its paper: the shape plus that size's batch and peak LR;
+    the ramp still starts at 32k tokens = 16 sequences of that size's batch."""
     _, _, _, batch_tokens, lr = GPT3_SIZES[size]
+    batch = batch_tokens // GPT3_CONTEXT
     frag = merge(gpt3(), size_fragment(size))
-    return merge(frag, {"train": {"batch_size": batch_tokens // GPT3_CONTEXT, "lr": lr}})
+    return merge(frag, {"train": {"batch_size": batch, "lr": lr, "ramp_start_fraction": 16 / batch}})

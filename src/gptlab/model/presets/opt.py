@@ -3,29 +3,41 @@ from __future__ import annotations
 
 from typing import Any
 
+from gptlab.model.presets.rows import Row, fragment
+
+# The schedule's horizon: linear decay "over 300B tokens" (Zhang 2022 §2.2).
+OPT_TOKENS = 300e9
+
+OPT_ROWS: list[Row] = [
+    ("model", "position", "learned", "learned, offset 2 (Zhang 2022; metaseq --decoder-learned-pos)"),
+    ("model", "norm", "layernorm", "metaseq TransformerDecoderLayer"),
+    ("model", "norm_bias", True, "fairseq/metaseq layers carry biases"),
+    ("model", "bias", True, "fairseq/metaseq layers carry biases"),
+    ("model", "placement", "pre", "do_layer_norm_before, every size but 350M"),
+    ("model", "mlp", "relu", "ReLU (Zhang 2022 §2.1; metaseq --activation-fn relu)"),
+    ("model", "tie_embeddings", True, "metaseq --share-decoder-input-output-embed"),
+    ("model", "init", "opt", "N(0, 0.006), output layers x 1/sqrt(2L) (Zhang 2022 §2.2)"),
+    ("model", "dropout", 0.1, "dropout 0.1, none on embeddings (Zhang 2022 §2.2)"),
+    ("train", "optimizer", "adamw", "AdamW (Zhang 2022 §2.2)"),
+    ("train", "beta1", 0.9, "Zhang 2022 §2.2"),
+    ("train", "beta2", 0.95, "Zhang 2022 §2.2"),
+    ("train", "weight_decay", 0.1, "Zhang 2022 §2.2"),
+    ("train", "grad_clip", 1.0, "metaseq opt_baselines.py --clip-norm 1.0"),
+    ("train", "schedule", "linear", "linear decay (Zhang 2022 §2.2; metaseq polynomial_decay)"),
+    ("train", "min_lr_ratio", 0.1, "to 10 % of the peak (Zhang 2022 §2.2; end LR 0.1 x lr)"),
+    ("train", "warmup_fraction", 375e6 / OPT_TOKENS,
+     "375M warmup tokens (metaseq opt_job_constants.py TOTAL_WARMUP_TOKENS) of 300B"),
+    ("train", "lr", 6e-4, "125M peak LR (Zhang 2022 Table 1)"),
+    ("train", "precision", "fp16", "FP16 weights, dynamic loss scale (Zhang 2022 §2.4)"),
+    # metaseq's loss scaler, not torch's defaults (2^16, x2 every 2000 steps, no floor).
+    ("train", "loss_scale_init", 4.0, "metaseq opt_baselines.py --fp16-init-scale 4"),
+    ("train", "loss_scale_growth_interval", 256, "metaseq --fp16-scale-window 256"),
+    ("train", "loss_scale_backoff", 0.5, "metaseq DynamicLossScaler scale_factor 2"),
+    ("train", "loss_scale_min", 2.0 ** -5, "metaseq --min-loss-scale 2^-5 (gptlab clamps the scale to it)"),
+    ("train", "ramp", "none", "no batch ramp reported"),
+    ("train", "z_loss", 0.0, "none"),
+]
+
 
 def opt() -> dict[str, Any]:
-    model = {
-        "position": "learned",   # learned positions, offset by 2 in metaseq/HF (Zhang 2022; metaseq --decoder-learned-pos)
-        "norm": "layernorm", "norm_bias": True, "bias": True,  # fairseq/metaseq layers carry biases
-        "placement": "pre",      # pre-LN (do_layer_norm_before) for every size but 350M
-        "mlp": "relu",           # ReLU (Zhang 2022 §2.1; metaseq --activation-fn relu)
-        "tie_embeddings": True,  # --share-decoder-input-output-embed
-        "init": "opt",           # N(0, 0.006), output layers scaled by 1/sqrt(2L) (Zhang 2022 §2.2)
-        "dropout": 0.1,          # dropout 0.1 throughout, none on embeddings (Zhang 2022 §2.2)
-    }
-    train = {
-        "optimizer": "adamw", "beta1": 0.9, "beta2": 0.95,  # AdamW (0.9, 0.95) (Zhang 2022 §2.2)
-        "weight_decay": 0.1, "grad_clip": 1.0,              # wd 0.1, --clip-norm 1.0 (metaseq launcher)
-        "schedule": "cosine", "min_lr_ratio": 0.1,  # OPT decayed *linearly* to 10 %; cosine is the nearest here
-        "lr": 6e-4,                                         # 125M peak LR (Zhang 2022 Table 1)
-        "precision": "fp16",                                # FP16 weights, dynamic loss scale (Zhang 2022 §2.4)
-        # metaseq's loss scaler, not torch's defaults (2^16, x2 every 2000 steps): start at 4
-        # (--fp16-init-scale 4), double after 256 clean steps (--fp16-scale-window), halve on
-        # an overflow, never below 2^-5 (--min-loss-scale).
-        "loss_scale_init": 4.0, "loss_scale_growth_interval": 256, "loss_scale_backoff": 0.5,
-        "loss_scale_min": 2.0 ** -5,
-        "ramp": "none",                                     # no batch ramp reported
-        "z_loss": 0.0,
-    }
-    return {"model": model, "train": train}
+    return fragment(OPT_ROWS)
