@@ -30,10 +30,10 @@ OPT_ROWS: list[Row] = [
     ("train", "lr", 6e-4, "125M peak LR (Zhang 2022 Table 1)"),
     ("train", "precision", "fp16", "FP16 weights, dynamic loss scale (Zhang 2022 §2.4)"),
     # metaseq's loss scaler, not torch's defaults (2^16, x2 every 2000 steps, no floor).
-    ("train", "loss_scale_init", 4.0, "metaseq opt_baselines.py --fp16-init-scale 4"),
-    ("train", "loss_scale_growth_interval", 256, "metaseq --fp16-scale-window 256"),
-    ("train", "loss_scale_backoff", 0.5, "metaseq DynamicLossScaler scale_factor 2"),
-    ("train", "loss_scale_min", 2.0 ** -5, "metaseq --min-loss-scale 2^-5 (gptlab clamps the scale to it)"),
+    ("train", "loss_scale_init", 4.0, "metaseq's loss scaler for OPT: initial scale 4"),
+    ("train", "loss_scale_growth_interval", 256, "metaseq: x2 after a window of 256 clean steps"),
+    ("train", "loss_scale_backoff", 0.5, "metaseq: /2 on an overflow"),
+    ("train", "loss_scale_min", 2.0 ** -5, "metaseq: floor 2^-5 (gptlab clamps the scale to it)"),
     ("train", "ramp", "none", "no batch ramp reported"),
     ("train", "z_loss", 0.0, "none"),
 ]
