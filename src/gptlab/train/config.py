@@ -63,6 +63,10 @@ class TrainConfig:
     wsd_decay_fraction: float = bounded(0.0, 1.0, default=0.2)
     # Distribution under torchrun: ddp or fsdp (FSDP2 fully_shard). Ignored in one process.
     distributed: Literal["ddp", "fsdp"] = "ddp"
+    # Tensor parallelism under torchrun: ranks per TP group, each holding 1/N of every block's
+    # matmuls (DTensor); with more ranks than N, FSDP2 over the rest (a 2-D mesh, dp × tp).
+    # 1 = off; ignored in one process. See docs/scale.md.
+    tensor_parallel: int = bounded(1, 1024, default=1)
     compile: bool = False
     activation_checkpointing: bool = False
     # One flag for bitwise reproducibility on GPU (deterministic kernels, no cuDNN autotuning).

@@ -69,7 +69,7 @@ def train_loop(state: TrainState, tcfg: TrainConfig, hooks: list[Hook]) -> Train
         for h in hooks:
             h.on_step_start(state)
         global_idx = state.batches.indices(state.step)       # a pure function of the step
-        idx = global_idx[d.rank::d.world]                    # this rank's share
+        idx = global_idx[d.dp_rank::d.dp_world]              # this rank's share
         lr = state.lr_at(state.step) * state.lr_scale
         for group in opt.param_groups:
             group["lr"] = lr
@@ -97,7 +97,7 @@ def train_loop(state: TrainState, tcfg: TrainConfig, hooks: list[Hook]) -> Train
             if log_step:   # a full pass over [B, T, V]: only on logging steps
                 max_logit = max(max_logit, logits.detach().amax().item())   # drifts up without z-loss
         state.scaler.unscale_(opt)
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip or float("inf"))
+        grad_norm = distributed.clip_grad_norm(model, tcfg.grad_clip or float("inf"), d)
         skipped, backed_off = scaler_step(state.scaler, opt, tcfg.loss_scale_min)
         # The scaler's verdict, for the stability guard: an overflow it skipped and answered by
         # lowering the scale is its business. At the floor it can do no more: then it is the guard's.
@@ -174,7 +174,7 @@ def run_train(mcfg: ModelConfig, tcfg: TrainConfig, scfg: StabilityConfig, data_
     sections = {"model": section_dict(mcfg), "train": section_dict(tcfg), "stability": section_dict(scfg)}
     key = stage_key(sections, upstream=[data_dir])
     out = Path(out_dir)
-    d = distributed.setup(tcfg.distributed)
+    d = distributed.setup(tcfg.distributed, tcfg.tensor_parallel)
     was_stopped = _stopped_before(out)
     with _stage(out, key, force, d) as st:
         if st.complete:
@@ -316,7 +316,7 @@ def build_state(mcfg: ModelConfig, tcfg: TrainConfig, data: PackedData, d: Dist,
         log(f"train: {raw.num_params() / 1e6:.2f}M params (non-embedding), {precision} on {device}"
             f"{f' × {d.world} ranks ({d.mode})' if d.world > 1 else ''}, {tcfg.max_steps} steps × "
             f"{tcfg.batch_size} × {data.seq_len} tokens")
-    batches = Batches(data, BatchSchedule(tcfg, data.seq_len, multiple_of=d.world), tcfg.seed, skips)
+    batches = Batches(data, BatchSchedule(tcfg, data.seq_len, multiple_of=d.dp_world), tcfg.seed, skips)
     state = TrainState(step=step, model=model, optimizer=opt, batches=batches, dist=d, device=device,
                        scaler=scaler, autocast=autocast(precision, device), lr_at=lr_schedule(tcfg),
                        seq_len=data.seq_len, precision=precision, flops_per_token=flops_per_token,

@@ -5,6 +5,7 @@ import math
 
 import torch
 from torch import nn
+from torch.distributed.tensor import DTensor
 
 
 def param_groups(model: nn.Module, weight_decay: float, scope: str = "matrices") -> list[dict]:
@@ -95,7 +96,13 @@ def adamw_impl(params) -> dict:
     """fused=True where every parameter is on CUDA (one kernel for the whole update), else
     foreach=True (a handful of multi-tensor kernels; on CPU bitwise the same as the per-tensor
     loop torch would otherwise pick there)."""
-    devices = {p.device.type for group in params for p in (group["params"] if isinstance(group, dict) else [group])}
+    flat = [p for group in params for p in (group["params"] if isinstance(group, dict) else [group])]
+    # Multi-tensor kernels take one kind of tensor: under tensor parallelism some parameters are
+    # DTensors (on one mesh or another) and some plain, so each is stepped on its own.
+    if len({(p.device_mesh.mesh_dim_names, p.device_mesh.ndim) if isinstance(p, DTensor) else None
+            for p in flat}) > 1:
+        return {"foreach": False}
+    devices = {p.device.type for p in flat}
     if devices == {"cuda"}:
         return {"fused": True}
     return {"foreach": True}
