@@ -28,7 +28,7 @@ from gptlab.interop import export_hf, import_hf
 from gptlab.lab.command import ablation_report_command, add_ablate_parser
 from gptlab.manifest import recording
 from gptlab.pack.build import run_pack
-from gptlab.pipeline import demo_preset, demo_sizes, run_all
+from gptlab.pipeline import demo_preset, demo_sizes, periodic_eval, run_all
 from gptlab.plan.command import add_plan_parser
 from gptlab.report import write_report
 from gptlab.sources.harvest import run_harvest
@@ -82,9 +82,19 @@ def cmd_tokenizer_train(args) -> None:
     run_tokenizer(_config(args).tokenizer, args.input, args.out, force=args.force)
 
 
-def cmd_train(args) -> None:
+EXIT_STOPPED = 3   # `gptlab train`: the stability guard stopped the run (its last good checkpoint is kept)
+
+
+def cmd_train(args) -> int:
     cfg = _config(args)
-    run_train(cfg.model, cfg.train, cfg.stability, args.data, args.out, resume=args.resume, force=args.force)
+    eval_fn = periodic_eval(cfg, args.heldout, args.data, args.tokenizer)
+    summary = run_train(cfg.model, cfg.train, cfg.stability, args.data, args.out, resume=not args.restart,
+                        eval_fn=eval_fn, force=args.force)
+    if summary.get("stopped"):
+        print(f"gptlab: train stopped by the stability guard: {summary['stopped']} (last good checkpoint: "
+              f"{summary.get('checkpoint') or 'none'}; see {args.out}/events.jsonl)", file=sys.stderr)
+        return EXIT_STOPPED
+    return 0
 
 
 def cmd_eval(args) -> None:
@@ -282,7 +292,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model on packed data")
     p.add_argument("--data", required=True, help="a pack folder or a run folder")
     p.add_argument("--out", required=True)
-    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint that verifies")
+    p.add_argument("--resume", action="store_true",
+                   help="accepted for compatibility: a run folder of the same config always resumes from "
+                        "its newest checkpoint that verifies")
+    p.add_argument("--restart", "--no-resume", dest="restart", action="store_true",
+                   help="start over: remove this run's checkpoints, metrics and events first")
+    p.add_argument("--heldout", help="held-out shard or folder (e.g. RUN/curate): bits-per-byte every "
+                                     "train.eval_every steps, in metrics.jsonl and the report")
+    p.add_argument("--tokenizer", help="tokenizer folder for --heldout (default: tokenizer/ beside the pack)")
     _add_common(p)
     _add_force(p)
     p.set_defaults(fn=cmd_train)
@@ -331,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(logging.DEBUG if args.debug else logging.INFO)
     try:
         with contextlib.ExitStack() as args._recording:
-            args.fn(args)
+            rc = args.fn(args)
     except (UserError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as e:
         if args.debug:
             traceback.print_exc()
@@ -342,8 +359,9 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except KeyboardInterrupt:
-        print("gptlab: interrupted; finished stages and checkpoints are kept: rerun the command to continue "
-              "(for `gptlab train`, add --resume)", file=sys.stderr)
+        print("gptlab: interrupted; finished stages and checkpoints are kept: rerun the same command to "
+              "continue (`gptlab train` resumes from its newest checkpoint; --restart starts over)",
+              file=sys.stderr)
         return 130
     except Exception as e:  # noqa: BLE001  (the boundary: anything else is a bug)
         if args.debug:
@@ -352,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{_one_line(e)}\n  Please report it on gptlab's issue tracker with the command you ran and "
               "the output of the same command with --debug.", file=sys.stderr)
         return 1
-    return 0
+    return rc if isinstance(rc, int) else 0
 
 
 if __name__ == "__main__":

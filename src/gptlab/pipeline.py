@@ -22,7 +22,7 @@ from gptlab.pack.build import run_pack
 from gptlab.report import write_report
 from gptlab.sources.harvest import run_harvest
 from gptlab.tokenizer import run_tokenizer
-from gptlab.train.loop import run_train
+from gptlab.train.loop import EvalFn, resolve_data_dir, run_train
 
 DEMOS = resources.files("gptlab") / "demos"
 
@@ -72,6 +72,23 @@ def _claim_run(run: Path, force: bool) -> None:
     run.mkdir(parents=True, exist_ok=True)
     if owner_of(run) != RUN:
         atomic_write(run / MARKER, RUN + "\n")
+
+
+def periodic_eval(cfg: RunConfig, heldout: str | Path | None, data: str | Path,
+                  tokenizer: str | Path | None = None) -> EvalFn | None:
+    """The eval function of `gptlab train --heldout DIR`: held-out bits-per-byte every
+    train.eval_every steps. Built here because train/ does not import eval/."""
+    if heldout is None:
+        if cfg.train.eval_every:
+            log(f"[yellow]train.eval_every={cfg.train.eval_every}: no --heldout given, so no periodic eval")
+        return None
+    if not cfg.train.eval_every:
+        raise UserError("--heldout: set train.eval_every=N as well (the steps between evaluations)")
+    pack = resolve_data_dir(data)
+    tok = Path(tokenizer) if tokenizer is not None else pack.parent / "tokenizer"
+    if not (tok.is_file() or (tok / "tokenizer.json").is_file()):
+        raise UserError(f"--heldout: no tokenizer at {tok}; pass --tokenizer DIR (the one the pack was made with)")
+    return make_bpb_eval(heldout, tok, pack, cfg.eval)
 
 
 def _run_all(cfg: RunConfig, run: Path, workers: int, force: bool) -> Path:

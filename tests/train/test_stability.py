@@ -121,4 +121,5 @@ def test_rollback_budget_stops_with_a_report(pack_dir, tmp_path):
                         "stability.skip_batches=1", "stability.skip_lead=0"])
     assert events[-1]["event"] == "budget-exhausted"
     assert "budget 2" in s["stopped"]
-    assert not (tmp_path / "b" / "manifest.json").exists()   # a stopped run is not "complete"
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert manifest["status"] == "stopped" and manifest["complete"] is False   # a stopped run is not "complete"

@@ -141,6 +141,9 @@ def _train_section(run: Path, figs: Path) -> str:
     if (tdir / "metrics.jsonl").exists():
         chart = loss_curve(tdir / "metrics.jsonl", figs / "loss.png", tdir / "events.jsonl")
         parts.append(_img(chart, "loss curve"))
+        if tr and tr.get("status") == "stopped":
+            parts.append(f"<p><b>Stopped by the stability guard</b>: {html.escape(str(tr.get('reason', '')))}. "
+                         "The run kept its last good checkpoint; rerunning `gptlab train` resumes it.</p>")
         if tr:
             s = tr["summary"]
             parts.append(_table(["params (non-embedding)", "steps", "tokens", "first loss", "final loss", "tokens/s",

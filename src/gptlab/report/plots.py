@@ -19,27 +19,52 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def loss_curve(metrics_file: Path, path: Path, events_file: Path | None = None) -> Path:
-    """Loss per step. After a stability rollback the run continues from an earlier step:
-    each attempt is drawn on its own, abandoned stretches in grey, with the spike, the
-    rollback and the skipped window marked from events.jsonl."""
-    rows = [json.loads(l) for l in metrics_file.read_text().splitlines() if l.strip()]
+def trajectories(rows: list[dict]) -> list[list[dict]]:
+    """The run's attempts, in order: one per rollback epoch (``rollback_epoch`` in each
+    record; files without it are split where the step number goes back)."""
     attempts: list[list[dict]] = [[]]
     for r in rows:
-        if attempts[-1] and r["step"] <= attempts[-1][-1]["step"]:
+        prev = attempts[-1][-1] if attempts[-1] else None
+        if prev is not None and ("rollback_epoch" in r and r["rollback_epoch"] != prev.get("rollback_epoch")
+                                 or "rollback_epoch" not in r and r["step"] <= prev["step"]):
             attempts.append([])
         attempts[-1].append(r)
+    return attempts
+
+
+def split_attempts(attempts: list[list[dict]]) -> list[tuple[list[dict], list[dict]]]:
+    """For each attempt, (kept, abandoned): a record is abandoned when a later attempt went
+    back to its step or before it (the run rolled back over it)."""
+    out: list[tuple[list[dict], list[dict]]] = []
+    floor = float("inf")                          # the earliest step any later attempt restarted from
+    for seg in reversed(attempts):
+        out.append(([r for r in seg if r["step"] < floor], [r for r in seg if r["step"] >= floor]))
+        if seg:
+            floor = min(floor, seg[0]["step"])
+    return out[::-1]
+
+
+def kept_and_abandoned(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """The trajectory the run kept (each step once) and the records a rollback abandoned."""
+    parts = split_attempts(trajectories(rows))
+    return [r for k, _ in parts for r in k], [r for _, a in parts for r in a]
+
+
+def loss_curve(metrics_file: Path, path: Path, events_file: Path | None = None) -> Path:
+    """Loss per step. After a stability rollback the run continues from an earlier step:
+    the kept trajectory is drawn in blue, each abandoned stretch in grey, with the spike, the
+    rollback and the skipped window marked from events.jsonl. Periodic held-out bpb
+    (``eval_bpb``, train.eval_every) is overlaid on a second axis."""
+    rows = [json.loads(l) for l in metrics_file.read_text().splitlines() if l.strip()]
     fig, ax = plt.subplots(figsize=(7.5, 3.8))
-    for i, seg in enumerate(attempts):
-        last = i == len(attempts) - 1
-        nxt = attempts[i + 1][0]["step"] if not last else None
-        kept = [r for r in seg if last or r["step"] < nxt]
-        dropped = [r for r in seg if not last and r["step"] >= nxt]
+    first = True
+    for i, (kept, dropped) in enumerate(split_attempts(trajectories(rows))):
         ax.plot([r["step"] for r in kept], [r["loss"] for r in kept], lw=1.0, color="tab:blue",
-                label="training loss" if i == 0 else None)
+                label="training loss (kept)" if i == 0 else None)
         if dropped:
             ax.plot([r["step"] for r in dropped], [r["loss"] for r in dropped], lw=1.0, color="0.6",
-                    label="rolled back" if i == 0 else None)
+                    label="abandoned by a rollback" if first else None)
+            first = False
     finite = [r["loss"] for r in rows if isinstance(r["loss"], (int, float)) and r["loss"] == r["loss"]]
     if finite:
         lo, hi = min(finite), sorted(finite)[int(0.98 * (len(finite) - 1))]
@@ -57,11 +82,21 @@ def loss_curve(metrics_file: Path, path: Path, events_file: Path | None = None) 
         elif e["event"] == "skip":
             ax.axvspan(e["from_step"], e["from_step"] + e["batches"], color="tab:orange", alpha=0.15,
                        label="skipped batches")
+    handles, labels = ax.get_legend_handles_labels()
+    evals = [r for r in kept_and_abandoned(rows)[0] if isinstance(r.get("eval_bpb"), (int, float))]
+    if evals:
+        ax2 = ax.twinx()
+        ax2.plot([r["step"] for r in evals], [r["eval_bpb"] for r in evals], "o-", ms=3, lw=1.0,
+                 color="tab:green", label="held-out bpb")
+        ax2.set_ylabel("held-out bits per byte")
+        h2, l2 = ax2.get_legend_handles_labels()
+        handles, labels = handles + h2, labels + l2
     ax.set_xlabel("step")
     ax.set_ylabel("training loss (nats/token)")
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper right", fontsize=8)
-    ax.set_title("Training loss" + (" (stability events marked)" if events else ""))
+    ax.legend(handles, labels, loc="upper right", fontsize=8)
+    ax.set_title("Training loss" + (" and held-out bpb" if evals else "")
+                 + (" (stability events marked)" if events else ""))
     return _save(fig, path)
 
 

@@ -98,6 +98,15 @@ class TrainConfig:
     checkpoint_every: int = bounded(1, 10**9, default=200)
     keep_checkpoints: int = bounded(1, 1000, default=2)
     eval_every: int = bounded(0, 10**9, default=0)  # 0: no periodic eval
+    # --- fp16 dynamic loss scale (ignored unless precision is fp16). torch's defaults: start at
+    # 2^16, halve on an overflow, double after 2000 clean steps, no floor. A step whose gradients
+    # overflow is skipped by the scaler (not a loss spike: the stability guard leaves it alone).
+    loss_scale_init: float = bounded(2.0 ** -24, 2.0 ** 64, default=2.0 ** 16)
+    loss_scale_growth_interval: int = bounded(1, 10**9, default=2000)   # clean steps before the scale doubles
+    loss_scale_backoff: float = bounded(0.01, 0.99, default=0.5)        # factor on an overflow
+    # The floor under the scale (0 = none, as torch). GradScaler has no floor of its own:
+    # gptlab clamps the scale back up to it after each update, as metaseq's --min-loss-scale.
+    loss_scale_min: float = bounded(0.0, 2.0 ** 64, default=0.0)
 
 @dataclass
 class StabilityConfig:

@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
+from gptlab.checkpoint import list_checkpoints
 from gptlab.console import log, make_progress
 from gptlab.train.checkpoint import save_training_checkpoint
 from gptlab.train.state import TrainState
@@ -80,8 +82,9 @@ def _order_error(later: Hook, earlier: Hook) -> None:
 # ----------------------------------------------------------------------------- the hooks
 
 class MetricsHook(Hook):
-    """metrics.jsonl (every step) and TensorBoard scalars; resumed runs append after the
-    last step they carry, so the file never holds a step twice."""
+    """metrics.jsonl (every step) and TensorBoard scalars. A resumed run drops what the
+    checkpoint does not carry and appends after it, so the file never holds a step twice
+    within one rollback epoch. Abandoned trajectories (earlier epochs) are history: kept."""
     order = ORDER_METRICS
 
     def __init__(self, out_dir: Path, tensorboard: bool = True):
@@ -93,13 +96,15 @@ class MetricsHook(Hook):
 
     def on_train_start(self, state: TrainState) -> None:
         kept = []
+        epoch = len(state.batches.skips)      # rollbacks so far: the epoch the resumed run continues
         if self.path.exists():
             for line in self.path.read_text().splitlines():
                 try:
                     rec = json.loads(line)
                 except json.JSONDecodeError:
                     continue  # a line cut by a kill
-                if rec.get("step", 0) <= state.step:
+                e = rec.get("rollback_epoch", 0)
+                if e < epoch or (e == epoch and rec.get("step", 0) <= state.step):
                     kept.append(line)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.write_text("".join(k + "\n" for k in kept))
@@ -162,15 +167,25 @@ class CheckpointHook(Hook):
                                         extra, self.tokenizer_file, self.keep, state.dist)
 
     def on_step_end(self, state: TrainState, metrics: dict[str, Any]) -> None:
-        if state.step != metrics["step"]:
-            return                       # the stability guard just rolled this step back
+        if state.step != metrics["step"] or state.stop:
+            return                       # the guard rolled this step back, or stopped on it
         if state.step % self.every == 0 or state.step == self.max_steps:
+            self.save(state)
+
+    def on_train_end(self, state: TrainState) -> None:
+        # The guard stopped the run on the last good state it restored: make sure a checkpoint
+        # exists to resume or inspect (every checkpoint already on disk passed the guard).
+        if state.stop and state.stop_restored and not list_checkpoints(self.folder):
             self.save(state)
 
 
 class EvalHook(Hook):
     """Periodic held-out bits-per-byte, logged to metrics and TensorBoard: it adds ``eval_bpb``
-    to the step's metrics, so it runs before the hook that writes them."""
+    to the step's metrics, so it runs before the hook that writes them.
+
+    Under torchrun every rank runs it, on the same documents: an FSDP forward gathers the
+    shards from all ranks, so a forward on rank 0 alone would wait for the others forever.
+    Under DDP the bare module is evaluated (no collectives), so the ranks cannot desynchronise."""
     order = ORDER_EVAL
     runs_before = (MetricsHook,)
 
@@ -179,10 +194,12 @@ class EvalHook(Hook):
 
     def on_step_end(self, state: TrainState, metrics: dict[str, Any]) -> None:
         if self.every and state.step % self.every == 0:
-            was = state.model.training
-            state.model.eval()
-            result = self.evaluate(state.model)
-            state.model.train(was)
+            model = state.model.module if isinstance(state.model, DistributedDataParallel) else state.model
+            was = model.training
+            model.eval()
+            with torch.no_grad():
+                result = self.evaluate(model)
+            model.train(was)
             metrics["eval_bpb"] = result["overall"]["bpb"]
             if self.metrics_hook is not None and self.metrics_hook.writer is not None:
                 for dom, r in result["domains"].items():

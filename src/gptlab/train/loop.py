@@ -4,6 +4,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
+import time
 from pathlib import Path
 from time import perf_counter as now
 from typing import Any, Callable, Iterator, Sequence
@@ -22,7 +24,7 @@ from gptlab.device import (
     set_determinism,
     slow_precision_warning,
 )
-from gptlab.manifest import Stage, atomic_write, stage_key
+from gptlab.manifest import MANIFEST, Stage, atomic_write, atomic_write_json, file_checksum, read_manifest, stage_key
 from gptlab.model import GPT
 from gptlab.model.config import ModelConfig
 from gptlab.pack.packed import PackedData
@@ -96,9 +98,10 @@ def train_loop(state: TrainState, tcfg: TrainConfig, hooks: list[Hook]) -> Train
                 max_logit = max(max_logit, logits.detach().amax().item())   # drifts up without z-loss
         state.scaler.unscale_(opt)
         grad_norm = distributed.clip_grad_norm(model, tcfg.grad_clip or float("inf"), d)
-        scale_before = state.scaler.get_scale()
-        state.scaler.step(opt)                               # skipped by the scaler on inf/NaN (fp16)
-        state.scaler.update()
+        skipped, backed_off = scaler_step(state.scaler, opt, tcfg.loss_scale_min)
+        # The scaler's verdict, for the stability guard: an overflow it skipped and answered by
+        # lowering the scale is its business. At the floor it can do no more: then it is the guard's.
+        state.overflow_skipped = skipped and backed_off
         opt.zero_grad(set_to_none=True)
         state.step += 1
         dt = now() - t0
@@ -107,12 +110,15 @@ def train_loop(state: TrainState, tcfg: TrainConfig, hooks: list[Hook]) -> Train
             "step": state.step, "loss": d.mean(ce_sum), "z_loss": d.mean(z_sum), "lr": lr,
             "grad_norm": float(grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm),
             "batch_size": len(global_idx), "tokens_per_s": tokens / dt, "step_time_s": dt,
-            "data_position": state.batches.position(state.step - 1)}
+            "data_position": state.batches.position(state.step - 1),
+            # After a rollback the run repeats step numbers: each rollback starts a new epoch
+            # (one skip-list entry each), so (rollback_epoch, step) is unique in metrics.jsonl.
+            "rollback_epoch": len(state.batches.skips)}
         if log_step:
             metrics["max_logit"] = max_logit
         if state.scaler.is_enabled():
             metrics["loss_scale"] = state.scaler.get_scale()
-            metrics["skipped_step"] = int(state.scaler.get_scale() < scale_before)
+            metrics["skipped_step"] = int(skipped)
         if state.peak_flops:
             metrics["mfu"] = state.flops_per_token * tokens / dt / (state.peak_flops * d.world)
         for h in hooks:
@@ -120,6 +126,25 @@ def train_loop(state: TrainState, tcfg: TrainConfig, hooks: list[Hook]) -> Train
     for h in hooks:
         h.on_train_end(state)
     return state
+
+
+def scaler_step(scaler: torch.amp.GradScaler, opt: torch.optim.Optimizer, min_scale: float) -> tuple[bool, bool]:
+    """scaler.step + update, with a floor under the loss scale. Returns (skipped, backed_off):
+    whether the scaler skipped the step (inf/NaN gradients under fp16; it then multiplies the
+    scale by its backoff factor < 1, which is how we read its verdict), and whether the scale
+    actually went down. GradScaler has no floor of its own, so a scale that backed off below
+    ``min_scale`` is set back to it (metaseq's --min-loss-scale); at the floor an overflow is
+    skipped without the scale going down."""
+    if not scaler.is_enabled():
+        scaler.step(opt)
+        return False, False
+    before = scaler.get_scale()
+    scaler.step(opt)
+    scaler.update()
+    skipped = scaler.get_scale() < before
+    if min_scale and scaler.get_scale() < min_scale:
+        scaler.update(new_scale=min_scale)
+    return skipped, scaler.get_scale() < before
 
 
 def resolve_data_dir(path: str | Path) -> Path:
@@ -135,9 +160,14 @@ def resolve_data_dir(path: str | Path) -> Path:
 def run_train(mcfg: ModelConfig, tcfg: TrainConfig, scfg: StabilityConfig, data_dir: str | Path,
               out_dir: str | Path, resume: bool = True, tokenizer_file: str | Path | None = None,
               eval_fn: EvalFn | None = None, extra_hooks: Sequence[Hook] = (), force: bool = False) -> dict:
-    """`gptlab train`: build the model for the data, resume if asked, train to max_steps.
-    Returns the summary ({} on ranks other than 0); a run the stability guard stopped
-    returns one with "stopped" and is not recorded as complete."""
+    """`gptlab train`: build the model for the data, train to max_steps.
+
+    A folder that holds this run already (the same config) resumes from its newest checkpoint
+    that verifies; a different config is refused, never overwritten. ``resume=False``
+    (`--restart`) starts over: it first removes this stage's own outputs (checkpoints,
+    metrics, events). Returns the summary ({} on ranks other than 0). A run the stability
+    guard stopped returns one with "stopped" (the reason; on every rank), keeps its last good
+    checkpoint and gets a manifest marked stopped, not complete, so a rerun resumes it."""
     data_dir = resolve_data_dir(data_dir)
     data = PackedData(data_dir)
     _fit_model_to_data(mcfg, data)
@@ -145,12 +175,21 @@ def run_train(mcfg: ModelConfig, tcfg: TrainConfig, scfg: StabilityConfig, data_
     key = stage_key(sections, upstream=[data_dir])
     out = Path(out_dir)
     d = distributed.setup(tcfg.distributed, tcfg.tensor_parallel)
+    was_stopped = _stopped_before(out)
     with _stage(out, key, force, d) as st:
         if st.complete:
             distributed.cleanup(d)
             return st.summary
+        if resume:
+            _check_same_run(out, sections)           # on every rank: all refuse together, none waits
         if d.is_main:
+            if not resume:
+                _start_over(out)
+            elif was_stopped:
+                log(f"[yellow]train: {out} was stopped by the stability guard ({was_stopped}); resuming "
+                    "from its last good checkpoint (--restart starts over)")
             atomic_write(out / "config.toml", to_toml(sections))
+        d.barrier()
         state, raw = build_state(mcfg, tcfg, data, d, out / "checkpoints", key, resume)
         hooks = build_hooks(tcfg, scfg, out, state, sections, key, tokenizer_file or _tokenizer_of(data_dir),
                             eval_fn, extra_hooks, mcfg.vocab_size)
@@ -159,17 +198,65 @@ def run_train(mcfg: ModelConfig, tcfg: TrainConfig, scfg: StabilityConfig, data_
         elapsed = now() - t0
         distributed.cleanup(d)
         if not d.is_main:
-            return {}
+            return {"stopped": state.stop_reason} if state.stop else {}
         summary = summarize(state, out, raw, start_step, elapsed)
         if state.stop:
-            log(f"[red]train: stopped early at step {state.step}: {state.stop_reason}")
-            return {**summary, "stopped": state.stop_reason}
+            summary["stopped"] = state.stop_reason
+            _write_stopped(out, key, summary, sections)
+            log(f"[red]train: stopped by the stability guard: {state.stop_reason}; last good checkpoint: "
+                f"{summary['checkpoint'] or 'none'}")
+            return summary
         final = out / summary["checkpoint"]
         outputs = ["metrics.jsonl", "config.toml"] + [str(p.relative_to(out)) for p in final.iterdir() if p.is_file()]
         st.done(outputs, summary, config=sections)
         log(f"train: loss {summary['first_loss']:.3f} → {summary['final_loss']:.3f} in {state.step} steps "
             f"({summary['tokens_per_s']:.0f} tok/s) → {out}")
         return summary
+
+
+TRAIN_OUTPUTS = ("checkpoints", "metrics.jsonl", "events.jsonl", "tb")   # what a train run writes
+
+
+def _check_same_run(out: Path, sections: dict) -> None:
+    """Resuming is the default, so a folder that holds a run of another config is refused
+    rather than overwritten (its metrics would be cut back to the resumed step)."""
+    old = out / "config.toml"
+    if not (old.exists() and any((out / name).exists() for name in TRAIN_OUTPUTS[:3])):
+        return
+    if old.read_text(encoding="utf-8") != to_toml(sections):
+        raise ConfigError(f"{out}: holds a run with a different model/train config (see {old}); rerun with "
+                          "that config to resume it, pass --restart to start over, or choose a new --out")
+
+
+def _start_over(out: Path) -> None:
+    """--restart: remove this stage's own outputs, so nothing of the old run is resumed or kept."""
+    gone = [name for name in TRAIN_OUTPUTS if (out / name).exists()]
+    for name in gone:
+        p = out / name
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    if gone:
+        log(f"train: --restart: removed the previous run's {', '.join(gone)} in {out}")
+
+
+def _stopped_before(out: Path) -> str | None:
+    """The reason, when the last run in ``out`` was stopped by the stability guard."""
+    m = read_manifest(out)
+    if m is None or m.get("status") != "stopped":
+        return None
+    return m.get("reason") or "stopped"
+
+
+def _write_stopped(out: Path, key: str, summary: dict, sections: dict) -> None:
+    """A manifest marked stopped, not complete (so a rerun does not skip the run as done),
+    listing what is there with checksums, like a complete one."""
+    files = ["metrics.jsonl", "config.toml"] + (["events.jsonl"] if (out / "events.jsonl").exists() else [])
+    if summary["checkpoint"]:
+        files += [str(p.relative_to(out)) for p in (out / summary["checkpoint"]).iterdir() if p.is_file()]
+    outputs = {rel: {"checksum": file_checksum(out / rel), "bytes": (out / rel).stat().st_size}
+               for rel in sorted(files)}
+    atomic_write_json(out / MANIFEST, {"stage": "train", "complete": False, "status": "stopped",
+                                       "reason": summary["stopped"], "key": key, "finished_at": time.time(),
+                                       "outputs": outputs, "config": sections, "summary": summary})
 
 
 def _fit_model_to_data(mcfg: ModelConfig, data: PackedData) -> None:
@@ -221,7 +308,9 @@ def build_state(mcfg: ModelConfig, tcfg: TrainConfig, data: PackedData, d: Dist,
         apply_activation_checkpointing(raw, check_fn=lambda m: id(m) in blocks)
     model = distributed.wrap(raw, d, device)
     opt = build_optimizer(model, tcfg)
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    scaler = torch.amp.GradScaler(device.type, init_scale=tcfg.loss_scale_init, growth_factor=2.0,
+                                  backoff_factor=tcfg.loss_scale_backoff,
+                                  growth_interval=tcfg.loss_scale_growth_interval, enabled=precision == "fp16")
     step, skips = _resume(ckpt_dir, model, opt, scaler, key) if resume else (0, [])
     if d.is_main:
         log(f"train: {raw.num_params() / 1e6:.2f}M params (non-embedding), {precision} on {device}"
@@ -249,7 +338,8 @@ def _resume(ckpt_dir: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, 
     st = json.loads((ckpt / "state.json").read_text())
     if st.get("config_key") not in (None, key):
         raise ConfigError(f"{ckpt}: written with a different model/train config; gptlab does not "
-                          "change hyperparameters mid-run (use a new --out, or the original config)")
+                          "change hyperparameters mid-run (use a new --out, the original config, "
+                          "or --restart to start over)")
     st = load_checkpoint(ckpt, model, opt)
     if "scaler" in st and scaler.is_enabled():
         scaler.load_state_dict(st["scaler"])
@@ -268,8 +358,8 @@ def build_hooks(tcfg: TrainConfig, scfg: StabilityConfig, out: Path, state: Trai
     hooks: list[Hook] = list(extra_hooks)
     if main:
         hooks += [metrics, ProgressHook(tcfg.max_steps, tcfg.log_every)]
-        if eval_fn is not None and tcfg.eval_every:
-            hooks.append(EvalHook(tcfg.eval_every, eval_fn, metrics))
+    if eval_fn is not None and tcfg.eval_every:      # every rank: an FSDP forward needs them all
+        hooks.append(EvalHook(tcfg.eval_every, eval_fn, metrics))
     if scfg.inject:
         hooks.append(FaultInjector(scfg.inject, events, vocab_size, scfg.lr_spike_factor))
     if scfg.enabled:

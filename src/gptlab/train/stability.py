@@ -119,6 +119,15 @@ class StabilityGuard(Hook):
         self._snapshot(state)
 
     def on_step_end(self, state: TrainState, m: dict[str, Any]) -> None:
+        if state.overflow_skipped:
+            # fp16: the gradients overflowed, the loss scaler skipped the step (the weights are
+            # the previous step's) and lowered its scale. That is the scaler's business: rolling
+            # back would restore the old, too-high scale and replay the same overflow. The step
+            # feeds no detector window (its grad norm is inf); once the scale is at its floor
+            # the loop stops calling it the scaler's, and the guard judges it as usual.
+            if state.step % self.cfg.snapshot_every == 0:
+                self._snapshot(state)
+            return
         if self.pending is not None and state.step > self.pending and nonfinite(m) is None:
             self.events.write({"event": "recovered", "step": state.step, "loss": m["loss"],
                                "spike_step": self.pending})
@@ -158,23 +167,12 @@ class StabilityGuard(Hook):
                         "rng": rng, "scaler": st.get("scaler"), "windows": None, "source": ck.name}
         return None
 
-    def _recover(self, state: TrainState, step: int, hit: dict[str, Any]) -> None:
-        c = self.cfg
-        self.events.write({"event": "detect", "step": step, **hit})
-        self.rollbacks = [s for s in self.rollbacks if s > step - c.budget_window] + [step]
-        if len(self.rollbacks) > c.max_rollbacks:
-            state.stop = True
-            state.stop_reason = (f"{len(self.rollbacks)} spikes within {c.budget_window} steps "
-                                 f"(budget {c.max_rollbacks}); last: {hit['detector']} at step {step}")
-            self.events.write({"event": "budget-exhausted", "step": step, "reason": state.stop_reason})
-            return
-        target = self._target(step)
-        if target is None:
-            state.stop = True
-            state.stop_reason = f"spike at step {step} and no snapshot or checkpoint to roll back to"
-            self.events.write({"event": "no-rollback-target", "step": step})
-            return
-        load_full_state(state.model, state.optimizer, target["model"], target["optim"])
+    def _restore(self, state: TrainState, target: dict[str, Any]) -> None:
+        """Weights, optimizer, RNG, loss scale and detector windows as they were at the target."""
+        # A copy of the optimizer state: loading it aliases its tensors (same dtype and device),
+        # and the next steps would update the snapshot in place, so that a second rollback to
+        # the same snapshot restored a state the spike had already written into.
+        load_full_state(state.model, state.optimizer, target["model"], copy.deepcopy(target["optim"]))
         torch.set_rng_state(target["rng"])
         if target.get("scaler") and state.scaler.is_enabled():
             state.scaler.load_state_dict(target["scaler"])
@@ -182,6 +180,29 @@ class StabilityGuard(Hook):
             for d, vals in zip(self.detectors, target["windows"]):
                 d.values.clear()
                 d.values.extend(vals)
+
+    def _recover(self, state: TrainState, step: int, hit: dict[str, Any]) -> None:
+        c = self.cfg
+        self.events.write({"event": "detect", "step": step, **hit})
+        self.rollbacks = [s for s in self.rollbacks if s > step - c.budget_window] + [step]
+        target = self._target(step)
+        if len(self.rollbacks) > c.max_rollbacks:
+            state.stop = True
+            state.stop_reason = (f"{len(self.rollbacks)} spikes within {c.budget_window} steps "
+                                 f"(budget {c.max_rollbacks}); last: {hit['detector']} at step {step}")
+            # Stop on the last good state, not the spiked one, so that the run can checkpoint it.
+            if target is not None:
+                self._restore(state, target)
+                state.step, state.stop_restored = target["step"], True
+            self.events.write({"event": "budget-exhausted", "step": step, "reason": state.stop_reason,
+                               **({"restored_to": target["step"]} if target is not None else {})})
+            return
+        if target is None:
+            state.stop = True
+            state.stop_reason = f"spike at step {step} and no snapshot or checkpoint to roll back to"
+            self.events.write({"event": "no-rollback-target", "step": step})
+            return
+        self._restore(state, target)
         to_step = target["step"]
         # The skipped window: skip_batches batches starting skip_lead batches before the onset
         # (by default right at the rollback point, as PaLM did).

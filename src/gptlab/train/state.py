@@ -39,3 +39,9 @@ class TrainState:
     lr_scale: float = 1.0
     stop: bool = False
     stop_reason: str = ""
+    # Set by the stability guard when it stops the run after restoring the last good state
+    # (so the state in memory may be checkpointed); False when it stops on a bad state.
+    stop_restored: bool = False
+    # The loss scaler's verdict on the last step (fp16): it skipped the step on inf/NaN
+    # gradients and lowered the scale. Such a step is the scaler's business, not a spike.
+    overflow_skipped: bool = False

@@ -29,6 +29,11 @@ OPT_ROWS: list[Row] = [
      "375M warmup tokens (metaseq opt_job_constants.py TOTAL_WARMUP_TOKENS) of 300B"),
     ("train", "lr", 6e-4, "125M peak LR (Zhang 2022 Table 1)"),
     ("train", "precision", "fp16", "FP16 weights, dynamic loss scale (Zhang 2022 §2.4)"),
+    # metaseq's loss scaler, not torch's defaults (2^16, x2 every 2000 steps, no floor).
+    ("train", "loss_scale_init", 4.0, "metaseq's loss scaler for OPT: initial scale 4"),
+    ("train", "loss_scale_growth_interval", 256, "metaseq: x2 after a window of 256 clean steps"),
+    ("train", "loss_scale_backoff", 0.5, "metaseq: /2 on an overflow"),
+    ("train", "loss_scale_min", 2.0 ** -5, "metaseq: floor 2^-5 (gptlab clamps the scale to it)"),
     ("train", "ramp", "none", "no batch ramp reported"),
     ("train", "z_loss", 0.0, "none"),
 ]
