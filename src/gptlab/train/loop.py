@@ -75,8 +75,11 @@ def train_loop(state: TrainState, tcfg: TrainConfig, hooks: list[Hook]) -> Train
             group["lr"] = lr
         micro = tcfg.micro_batch_size or len(idx)
         chunks = [idx[i:i + micro] for i in range(0, len(idx), micro)]
-        ce_sum = z_sum = 0.0
-        max_logit = 0.0
+        # Loss statistics stay on the device (float64, the same arithmetic as Python floats) and are
+        # read back once per step below: no host sync per micro-batch.
+        ce_sum = torch.zeros((), dtype=torch.float64, device=state.device)
+        z_sum = torch.zeros((), dtype=torch.float64, device=state.device)
+        max_logit = torch.zeros((), dtype=torch.float64, device=state.device)
         log_step = (state.step + 1) % tcfg.log_every == 0
         for j, chunk in enumerate(chunks):
             x, y = state.batches.rows(chunk, state.device)
@@ -92,12 +95,17 @@ def train_loop(state: TrainState, tcfg: TrainConfig, hooks: list[Hook]) -> Train
                     ce, z = h.on_loss(state, ce, z)
                 w = len(chunk) / len(idx)
                 state.scaler.scale((ce + z) * w).backward()
-            ce_sum += ce.item() * w
-            z_sum += z.item() * w
+            ce_sum += ce.detach().double() * w
+            z_sum += z.detach().double() * w
             if log_step:   # a full pass over [B, T, V]: only on logging steps
-                max_logit = max(max_logit, logits.detach().amax().item())   # drifts up without z-loss
+                max_logit = torch.maximum(max_logit, logits.detach().amax().double())  # drifts up without z-loss
         state.scaler.unscale_(opt)
         grad_norm = distributed.clip_grad_norm(model, tcfg.grad_clip or float("inf"), d)
+        if hasattr(grad_norm, "full_tensor"):
+            grad_norm = grad_norm.full_tensor()
+        # The one read-back of the step (the guard and the metrics need the loss every step).
+        ce_sum, z_sum, grad_norm, max_logit = torch.stack(
+            [ce_sum, z_sum, grad_norm.detach().double(), max_logit]).tolist()
         skipped, backed_off = scaler_step(state.scaler, opt, tcfg.loss_scale_min)
         # The scaler's verdict, for the stability guard: an overflow it skipped and answered by
         # lowering the scale is its business. At the floor it can do no more: then it is the guard's.
@@ -108,7 +116,7 @@ def train_loop(state: TrainState, tcfg: TrainConfig, hooks: list[Hook]) -> Train
         tokens = len(global_idx) * state.seq_len
         metrics: dict[str, Any] = {
             "step": state.step, "loss": d.mean(ce_sum), "z_loss": d.mean(z_sum), "lr": lr,
-            "grad_norm": float(grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm),
+            "grad_norm": grad_norm,
             "batch_size": len(global_idx), "tokens_per_s": tokens / dt, "step_time_s": dt,
             "data_position": state.batches.position(state.step - 1),
             # After a rollback the run repeats step numbers: each rollback starts a new epoch
