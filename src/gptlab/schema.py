@@ -44,7 +44,9 @@ def choices_of(tp: Any) -> tuple:
 
 
 def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", str(tp))
+    if typing.get_origin(tp) is Literal:
+        return " or ".join(repr(c) for c in typing.get_args(tp))
+    return {bool: "true or false"}.get(tp, getattr(tp, "__name__", str(tp)))
 
 
 def _coerce(key: str, value: Any, tp: Any) -> Any:

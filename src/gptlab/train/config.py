@@ -67,7 +67,9 @@ class TrainConfig:
     # matmuls (DTensor); with more ranks than N, FSDP2 over the rest (a 2-D mesh, dp × tp).
     # 1 = off; ignored in one process. See docs/scale.md.
     tensor_parallel: int = bounded(1, 1024, default=1)
-    compile: bool = False
+    # torch.compile of the model: auto = on for CUDA (it pays for itself within a few hundred steps),
+    # off on the CPU (minutes of compiling for a short run); true/false force it.
+    compile: bool | Literal["auto"] = "auto"
     activation_checkpointing: bool = False
     # One flag for bitwise reproducibility on GPU (deterministic kernels, no cuDNN autotuning).
     deterministic: bool = False

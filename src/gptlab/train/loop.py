@@ -27,6 +27,7 @@ from gptlab.device import (
 from gptlab.manifest import MANIFEST, Stage, atomic_write, atomic_write_json, file_checksum, read_manifest, stage_key
 from gptlab.model import GPT
 from gptlab.model.config import ModelConfig
+from gptlab.model.gpt import resolve_compile
 from gptlab.pack.packed import PackedData
 from gptlab.schema import ConfigError, section_dict, to_toml
 from gptlab.train import distributed
@@ -329,7 +330,7 @@ def build_state(mcfg: ModelConfig, tcfg: TrainConfig, data: PackedData, d: Dist,
                        scaler=scaler, autocast=autocast(precision, device), lr_at=lr_schedule(tcfg),
                        seq_len=data.seq_len, precision=precision, flops_per_token=flops_per_token,
                        peak_flops=peak_flops(tcfg.peak_tflops, device),
-                       forward=torch.compile(model) if tcfg.compile else None)
+                       forward=torch.compile(model) if resolve_compile(tcfg.compile, device) else None)
     return state, raw
 
 
