@@ -189,16 +189,7 @@ def run_train(mcfg: ModelConfig, tcfg: TrainConfig, scfg: StabilityConfig, data_
         if st.complete:
             distributed.cleanup(d)
             return st.summary
-        if resume:
-            _check_same_run(out, sections)           # on every rank: all refuse together, none waits
-        if d.is_main:
-            if not resume:
-                _start_over(out)
-            elif was_stopped:
-                log(f"[yellow]train: {out} was stopped by the stability guard ({was_stopped}); resuming "
-                    "from its last good checkpoint (--restart starts over)")
-            atomic_write(out / "config.toml", to_toml(sections))
-        d.barrier()
+        _prepare_folder(out, sections, resume, was_stopped, d)
         state, raw = build_state(mcfg, tcfg, data, d, out / "checkpoints", key, resume)
         hooks = build_hooks(tcfg, scfg, out, state, sections, key, tokenizer_file or _tokenizer_of(data_dir),
                             eval_fn, extra_hooks, mcfg.vocab_size)
@@ -208,19 +199,38 @@ def run_train(mcfg: ModelConfig, tcfg: TrainConfig, scfg: StabilityConfig, data_
         distributed.cleanup(d)
         if not d.is_main:
             return {"stopped": state.stop_reason} if state.stop else {}
-        summary = summarize(state, out, raw, start_step, elapsed)
-        if state.stop:
-            summary["stopped"] = state.stop_reason
-            _write_stopped(out, key, summary, sections)
-            log(f"[red]train: stopped by the stability guard: {state.stop_reason}; last good checkpoint: "
-                f"{summary['checkpoint'] or 'none'}")
-            return summary
-        final = out / summary["checkpoint"]
-        outputs = ["metrics.jsonl", "config.toml"] + [str(p.relative_to(out)) for p in final.iterdir() if p.is_file()]
-        st.done(outputs, summary, config=sections)
-        log(f"train: loss {summary['first_loss']:.3f} → {summary['final_loss']:.3f} in {state.step} steps "
-            f"({summary['tokens_per_s']:.0f} tok/s) → {out}")
+        return _record(st, state, summarize(state, out, raw, start_step, elapsed), key, sections)
+
+
+def _prepare_folder(out: Path, sections: dict, resume: bool, was_stopped: str | None, d: Dist) -> None:
+    """Before training: refuse another run's folder, start over if asked, save the config."""
+    if resume:
+        _check_same_run(out, sections)           # on every rank: all refuse together, none waits
+    if d.is_main:
+        if not resume:
+            _start_over(out)
+        elif was_stopped:
+            log(f"[yellow]train: {out} was stopped by the stability guard ({was_stopped}); resuming "
+                "from its last good checkpoint (--restart starts over)")
+        atomic_write(out / "config.toml", to_toml(sections))
+    d.barrier()
+
+
+def _record(st: Stage, state: TrainState, summary: dict, key: str, sections: dict) -> dict:
+    """After training (rank 0): a manifest marked complete, or marked stopped by the guard."""
+    out = st.dir
+    if state.stop:
+        summary["stopped"] = state.stop_reason
+        _write_stopped(out, key, summary, sections)
+        log(f"[red]train: stopped by the stability guard: {state.stop_reason}; last good checkpoint: "
+            f"{summary['checkpoint'] or 'none'}")
         return summary
+    final = out / summary["checkpoint"]
+    outputs = ["metrics.jsonl", "config.toml"] + [str(p.relative_to(out)) for p in final.iterdir() if p.is_file()]
+    st.done(outputs, summary, config=sections)
+    log(f"train: loss {summary['first_loss']:.3f} → {summary['final_loss']:.3f} in {state.step} steps "
+        f"({summary['tokens_per_s']:.0f} tok/s) → {out}")
+    return summary
 
 
 TRAIN_OUTPUTS = ("checkpoints", "metrics.jsonl", "events.jsonl", "tb")   # what a train run writes
