@@ -62,7 +62,13 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     if "preset" in data.get("model", {}):
         data["model"] = {k: v for k, v in data["model"].items() if k != "preset"}
     if preset is not None:
-        data = under(preset_fragment(preset), data)  # an absolute key replaces the preset's fraction
+        frag = preset_fragment(preset)
+        user_train = data.get("train", {}) if isinstance(data.get("train", {}), dict) else {}
+        if "precision" in frag.get("train", {}) and not {"precision", "precision_fallback"} & set(user_train):
+            # The recipe's precision was chosen for its paper's GPUs/TPUs: where this device has no fast
+            # path for it, train in fp32 and say so. A precision the user sets is kept as asked.
+            frag["train"]["precision_fallback"] = True
+        data = under(frag, data)  # an absolute key replaces the preset's fraction
     return from_dict(data)
 
 

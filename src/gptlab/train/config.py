@@ -21,6 +21,10 @@ class TrainConfig:
     # auto = bf16 autocast where the hardware computes bf16 fast, else fp32. fp16 uses a
     # dynamic loss scale (kept for ablations: it is what OPT trained with).
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    # true: where the device has no fast path for `precision` (bf16 on a CPU without AVX-512 BF16, fp16 on
+    # any CPU), train in fp32 and say so. A recipe preset sets it for its own precision; a precision the
+    # user sets is kept as asked (with a warning where it is slow).
+    precision_fallback: bool = False
     optimizer: Literal["adamw", "adafactor"] = "adamw"
     # linear = linear (polynomial power 1) decay to min_lr_ratio after the warmup (OPT/metaseq).
     schedule: Literal["cosine", "linear", "rsqrt", "wsd", "constant"] = "cosine"

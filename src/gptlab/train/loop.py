@@ -317,8 +317,13 @@ def build_state(mcfg: ModelConfig, tcfg: TrainConfig, data: PackedData, d: Dist,
     set_determinism(tcfg.deterministic)
     device = distributed.device_for(d, resolve_device(tcfg.device))
     precision = resolve_precision(tcfg.precision, device)
-    if d.is_main and (warning := slow_precision_warning(precision, device)):
-        log(f"[yellow]{warning}")
+    if warning := slow_precision_warning(precision, device):
+        if tcfg.precision_fallback:
+            warning = (f"train.precision={precision} (the recipe's) has no fast path on this {device.type}; "
+                       f"training in fp32 instead (set train.precision={precision} to force it)")
+            precision = "fp32"
+        if d.is_main:
+            log(f"[yellow]{warning}")
     torch.manual_seed(tcfg.seed)
     raw = GPT(mcfg).to(device)
     flops_per_token = raw.flops_per_token()              # on the bare model, before any wrapping
