@@ -22,7 +22,7 @@ from gptlab.pack.build import run_pack
 from gptlab.report import write_report
 from gptlab.sources.harvest import run_harvest
 from gptlab.tokenizer import run_tokenizer
-from gptlab.train.loop import EvalFn, resolve_data_dir, run_train
+from gptlab.train.loop import EvalFn, OtherRunError, resolve_data_dir, run_train
 
 DEMOS = resources.files("gptlab") / "demos"
 
@@ -101,8 +101,15 @@ def _run_all(cfg: RunConfig, run: Path, workers: int, force: bool) -> Path:
     # Periodic held-out bpb during training (train.eval_every), logged to metrics and TensorBoard.
     eval_fn = (make_bpb_eval(run / "curate" / "heldout", run / "tokenizer", run / "pack", cfg.eval)
                if cfg.train.eval_every else None)
-    run_train(cfg.model, cfg.train, cfg.stability, run / "pack", run / "train", resume=True,
-              tokenizer_file=run / "tokenizer" / "tokenizer.json", eval_fn=eval_fn, force=force)
+    train = dict(tokenizer_file=run / "tokenizer" / "tokenizer.json", eval_fn=eval_fn, force=force)
+    try:
+        run_train(cfg.model, cfg.train, cfg.stability, run / "pack", run / "train", resume=True, **train)
+    except OtherRunError:
+        # The chain reruns a stage whose settings changed, as every data stage does; for training
+        # that means starting over (only train's own outputs are removed), and it says so.
+        log(f"[yellow]train: the model/train settings changed since {run / 'train'} was trained; "
+            "training again from step 0")
+        run_train(cfg.model, cfg.train, cfg.stability, run / "pack", run / "train", resume=False, **train)
     run_eval(cfg.eval, run / "curate" / "heldout", run / "train", run / "pack", run / "eval", force=force)
     report = write_report(run)
     log(f"report: {report}")

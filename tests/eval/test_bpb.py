@@ -79,7 +79,8 @@ def test_make_bpb_eval_feeds_the_training_hook_and_tensorboard(tmp_path):
             self.w = torch.nn.Parameter(torch.zeros(1))     # a device to read
 
     metrics = MetricsHook(tmp_path / "train")
-    state = type("S", (), {"step": 4, "model": UniformModel()})()
+    state = type("S", (), {"step": 4, "model": UniformModel(), "batches": type("B", (), {"skips": []})(),
+                           "dist": type("D", (), {"is_main": True, "world": 1})()})()
     metrics.on_train_start(state)
     hook = EvalHook(2, evaluate, metrics)
     row = {"step": 4}

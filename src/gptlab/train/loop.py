@@ -236,6 +236,10 @@ def _record(st: Stage, state: TrainState, summary: dict, key: str, sections: dic
 TRAIN_OUTPUTS = ("checkpoints", "metrics.jsonl", "events.jsonl", "tb")   # what a train run writes
 
 
+class OtherRunError(ConfigError):
+    """The output folder holds a training run of another config (resume would mix the two)."""
+
+
 def _check_same_run(out: Path, sections: dict) -> None:
     """Resuming is the default, so a folder that holds a run of another config is refused
     rather than overwritten (its metrics would be cut back to the resumed step)."""
@@ -243,7 +247,7 @@ def _check_same_run(out: Path, sections: dict) -> None:
     if not (old.exists() and any((out / name).exists() for name in TRAIN_OUTPUTS[:3])):
         return
     if old.read_text(encoding="utf-8") != to_toml(sections):
-        raise ConfigError(f"{out}: holds a run with a different model/train config (see {old}); rerun with "
+        raise OtherRunError(f"{out}: holds a run with a different model/train config (see {old}); rerun with "
                           "that config to resume it, pass --restart to start over, or choose a new --out")
 
 
