@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import psutil
@@ -99,7 +100,11 @@ def test_curate_on_a_two_node_ray_cluster_matches_the_local_executor(tmp_path, p
         worker = _ray(["start", f"--address=127.0.0.1:{port}", "--node-ip-address=127.0.0.1",
                       f"--temp-dir={ray_tmp}", *common], env)
         assert worker.returncode == 0, worker.stdout[-2000:] + worker.stderr[-2000:]
-        status = _ray(["status", f"--address=127.0.0.1:{port}"], env)
+        for _ in range(30):  # the second node registers a moment after `ray start` returns
+            status = _ray(["status", f"--address=127.0.0.1:{port}"], env)
+            if status.stdout.count("node_") >= 2:
+                break
+            time.sleep(2)
         assert status.stdout.count("node_") >= 2, status.stdout  # both nodes joined
         remote = _curate(inp, tmp_path / "ray", "ray", {**env, "RAY_ADDRESS": f"127.0.0.1:{port}"})
         assert remote.returncode == 0, remote.stderr[-3000:]
