@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 DEMO_SIZE ?= small
 DEMO_OUT ?= runs/demo
 
-.PHONY: venv demo test test-fast bench clean
+.PHONY: venv demo test test-fast faults bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ test: venv
 test-fast: venv
 	$(PY) -m ruff check src tests bench
 	$(PY) -m pytest -q -m "not slow" tests
+
+# gptlab attacks itself (kills, corruption, fuzzing, foreign folders, pickles) and prints one table;
+# every loss, crash, traceback and destroyed-file count must be 0 (exit 1 otherwise). ~15 min on 2 cores.
+faults: venv
+	$(VENV)/bin/gptlab selftest faults --out runs/faults
 
 # Each benchmark prints ratios against a baseline run side by side in the same invocation.
 bench: venv

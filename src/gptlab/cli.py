@@ -31,6 +31,7 @@ from gptlab.pack.build import run_pack
 from gptlab.pipeline import demo_preset, demo_sizes, periodic_eval, run_all
 from gptlab.plan.command import add_plan_parser
 from gptlab.report import write_report
+from gptlab.selftest.command import add_selftest_parser
 from gptlab.sources.harvest import run_harvest
 from gptlab.tokenizer import run_tokenizer
 from gptlab.train.loop import run_train
@@ -331,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_generate(sub)
     add_plan_parser(sub)
     add_ablate_parser(sub)
+    add_selftest_parser(sub)
     return ap
 
 
