@@ -337,7 +337,9 @@ def _split_tp_optim(osd: dict | None, sizes: list[int]) -> dict | None:
         if m:
             fused = state.pop(key)
             for i, p in enumerate("qkv"):
-                state[f"{m[1]}{p}.{m[2]}"] = {k: v.split(sizes)[i].clone() if torch.is_tensor(v) and v.dim() else v
-                                              for k, v in fused.items()}
+                # Every tensor is cloned, the 0-dim `step` counter too: AdamW increments it in place,
+                # so three projections sharing one counter would advance it three times a step.
+                state[f"{m[1]}{p}.{m[2]}"] = {k: (v.split(sizes)[i] if v.dim() else v).clone()
+                                              if torch.is_tensor(v) else v for k, v in fused.items()}
     groups = [{**g, "params": _split_names(g["params"])} for g in osd["param_groups"]]
     return {"state": state, "param_groups": groups}
