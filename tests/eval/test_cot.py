@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import json
 import re
+import types
 from pathlib import Path
 
 import pytest
+import torch
 
 from gptlab.eval.cot import CotItem, Extractor, cot_prompt, evaluate_cot, extract_answer, is_correct
-from gptlab.eval.taskbase import wilson
+from gptlab.eval.generate import Sampling
+from gptlab.eval.taskbase import lm_generate, wilson
 from gptlab.eval.tasks import TaskError, load_task
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,3 +114,23 @@ def test_bad_cot_rows_name_file_line_and_key(tmp_path, second, message):
     p.write_text(json.dumps({**ROW, "extract": "last_number"}) + "\n" + json.dumps(second) + "\n")
     with pytest.raises(TaskError, match=message):
         load_task(p)
+
+
+class _HFStyle(torch.nn.Module):
+    """A causal LM the way Hugging Face models look to gptlab: logits in ``.logits``, no KV cache."""
+
+    def __init__(self, gpt):
+        super().__init__()
+        self.gpt = gpt
+        self.config = types.SimpleNamespace(n_positions=gpt.config.block_size)
+
+    def forward(self, ids):
+        return types.SimpleNamespace(logits=self.gpt(ids))
+
+
+@pytest.mark.parametrize("sampling", [Sampling(temperature=0), Sampling(temperature=1.0, seed=5)])
+def test_any_causal_lm_decodes_like_a_gptlab_model(tiny_gpt, word_tokenizer, sampling):
+    gpt = tiny_gpt(vocab_size=word_tokenizer.get_vocab_size())
+    prompt = "Q: the cat sat on a mat ? A: the dog ran on the mat . the cat"     # longer than the context
+    ours = lm_generate(gpt, word_tokenizer, prompt, 6, sampling, stop=["?"])
+    assert lm_generate(_HFStyle(gpt), word_tokenizer, prompt, 6, sampling, stop=["?"]) == ours

@@ -29,10 +29,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
-from gptlab.eval.generate import Sampling, generate_text
+from gptlab.eval.generate import Sampling
 from gptlab.eval.sandbox import STATUSES, Limits, Outcome, network_isolation, run_python
-from gptlab.eval.scoring import context_length
-from gptlab.eval.taskbase import TaskError, bootstrap_mean, draw_shots
+from gptlab.eval.taskbase import TaskError, bootstrap_mean, draw_shots, lm_generate
 
 STOP = ["\ndef ", "\nclass ", "\nif ", "\nprint(", "\n#"]     # HumanEval's stop sequences
 DEFAULT_KS = (1, 10, 100)
@@ -107,13 +106,10 @@ def model_sampler(model, tokenizer, max_new_tokens: int = 128, temperature: floa
                   seed: int = 1234) -> Callable[[str, int], list[str]]:
     """(prompt, n) -> n sampled completions. Sample j of a prompt has a seed made from the
     prompt's text and j, so it does not depend on which other problems are run."""
-    n_ctx = context_length(model)
-
     def sample(prompt: str, n: int) -> list[str]:
         base = zlib.crc32(prompt.encode("utf-8")) ^ seed
-        return [generate_text(model, tokenizer, prompt, max_new_tokens,
-                              Sampling(temperature, top_p=top_p, seed=(base + j) % 2**62), stop=STOP,
-                              max_length=n_ctx)
+        return [lm_generate(model, tokenizer, prompt, max_new_tokens,
+                            Sampling(temperature, top_p=top_p, seed=(base + j) % 2**62), stop=STOP)
                 for j in range(n)]
     return sample
 

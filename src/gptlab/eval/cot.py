@@ -35,9 +35,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-from gptlab.eval.generate import Sampling, generate_text
-from gptlab.eval.scoring import context_length
-from gptlab.eval.taskbase import TaskError, bootstrap_mean, draw_shots, normalize_answer, wilson
+from gptlab.eval.generate import Sampling
+from gptlab.eval.taskbase import TaskError, bootstrap_mean, draw_shots, lm_generate, normalize_answer, wilson
 
 EXTRACT_MODES = ("answer_is", "last_number", "label", "regex")
 STOP = ["\n\n", "\nQ:"]            # the blank line between exemplars, or a new question
@@ -168,11 +167,8 @@ def paired_difference(a: Sequence[float], b: Sequence[float], level: float = 0.9
 
 def greedy_generator(model, tokenizer, max_new_tokens: int = 128) -> Callable[[str], str]:
     """prompt -> the model's greedy continuation up to a blank line (the prompt keeps room for it)."""
-    n_ctx = context_length(model)
-
     def generate(prompt: str) -> str:
-        return generate_text(model, tokenizer, prompt, max_new_tokens, Sampling(temperature=0), stop=STOP,
-                             max_length=n_ctx)
+        return lm_generate(model, tokenizer, prompt, max_new_tokens, Sampling(temperature=0), stop=STOP)
     return generate
 
 

@@ -1,7 +1,8 @@
-"""What every kind of local task shares: the error type, the few-shot draw, answer normalisation, intervals.
+"""What every kind of local task shares: the error type, the few-shot draw, answer normalisation,
+intervals, and decoding from any causal LM.
 
-A leaf module, so that ``tasks.py`` (the loader and runner) and the kinds it dispatches to
-(``cot.py``, ``code.py``) can all use it without importing one another in a circle.
+Below ``tasks.py`` (the loader and runner) and the kinds it dispatches to (``cot.py``,
+``code.py``), so they all use it without importing one another in a circle.
 """
 from __future__ import annotations
 
@@ -10,9 +11,14 @@ import random
 import re
 import statistics
 import string
-from typing import Sequence
+from typing import Any, Sequence
+
+import torch
 
 from gptlab.errors import InputError
+from gptlab.eval.generate import Sampling, cut_at_stop, generate_text, sample_next
+from gptlab.eval.scoring import context_length, eos_token_id, generation_context, logits_of, model_device, prompt_ids
+from gptlab.model.gpt import GPT
 
 RESAMPLES = 1000
 
@@ -62,3 +68,34 @@ def bootstrap_mean(values: Sequence[float], level: float = 0.95, seed: int = 0,
     means = sorted(sum(values[rng.randrange(n)] for _ in range(n)) / n for _ in range(resamples))
     alpha = (1 - level) / 2
     return means[int(alpha * (resamples - 1))], means[math.ceil((1 - alpha) * (resamples - 1))]
+
+
+@torch.no_grad()
+def lm_generate(model: Any, tokenizer: Any, prompt: str, max_new_tokens: int, s: Sampling = Sampling(temperature=0),
+                stop: Sequence[str] = ()) -> str:
+    """The continuation of ``prompt`` up to a stop string, from a gptlab GPT (KV-cached
+    ``generate_text``) or any other causal LM that maps ids to logits (a Hugging Face model,
+    as the advisor's bake-off loads: decoded without a cache). The prompt keeps room for the
+    answer, as task prompts do."""
+    stop = list(stop)
+    if isinstance(model, GPT):
+        return generate_text(model, tokenizer, prompt, max_new_tokens, s, stop=stop, max_length=context_length(model))
+    eos, device = eos_token_id(tokenizer), model_device(model)
+    ids = generation_context(prompt_ids(tokenizer, prompt), context_length(model), max_new_tokens)
+    generator = None
+    if s.seed is not None and s.temperature > 0:
+        generator = torch.Generator(device=device)
+        generator.manual_seed(s.seed)
+    was_training = model.training
+    model.eval()
+    new: list[int] = []
+    for _ in range(max_new_tokens):
+        logits = logits_of(model, torch.tensor([ids + new], device=device))
+        nxt = int(sample_next(logits[:, -1, :], s, generator)[0])
+        if nxt == eos:
+            break
+        new.append(nxt)
+        if stop and any(st in tokenizer.decode(new) for st in stop):
+            break
+    model.train(was_training)
+    return cut_at_stop(tokenizer.decode(new), stop)
