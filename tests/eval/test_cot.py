@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from gptlab.advise.labelled import Example
+from gptlab.advise.prompting import cot_generation_prompt, cot_predict
 from gptlab.eval.cot import CotItem, Extractor, cot_prompt, evaluate_cot, extract_answer, is_correct
 from gptlab.eval.generate import Sampling
 from gptlab.eval.taskbase import lm_generate, wilson
@@ -134,3 +136,12 @@ def test_any_causal_lm_decodes_like_a_gptlab_model(tiny_gpt, word_tokenizer, sam
     prompt = "Q: the cat sat on a mat ? A: the dog ran on the mat . the cat"     # longer than the context
     ours = lm_generate(gpt, word_tokenizer, prompt, 6, sampling, stop=["?"])
     assert lm_generate(_HFStyle(gpt), word_tokenizer, prompt, 6, sampling, stop=["?"]) == ours
+
+
+def test_the_advisor_builds_the_same_cot_prompt_and_reads_the_answer(tiny_gpt, word_tokenizer):
+    demos = [Example("What is 1 + 2?", "3"), Example("What is 3 + 4?", "7")]
+    p = cot_generation_prompt(demos, ["1 plus 2 makes 3.", "3 plus 4 makes 7."], "What is 5 + 6?", 500)
+    assert p == cot_prompt(ITEMS[:2], ITEMS[2])
+    got, text = cot_predict(tiny_gpt(vocab_size=word_tokenizer.get_vocab_size()), word_tokenizer,
+                            "Q: the cat A:", 4, Extractor("label", ("cat", "dog", "mat")))
+    assert got == extract_answer(text, Extractor("label", ("cat", "dog", "mat")))
