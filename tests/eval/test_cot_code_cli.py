@@ -46,3 +46,16 @@ def test_eval_tasks_runs_cot_and_code_tasks(trained_checkpoint, tmp_path, capsys
     bad = argv[:6] + [str(files[0]), "--fewshot-pool", str(files[2])] + argv[7:]
     assert main(bad) == 2
     assert "a code task cannot give examples to arith_cot" in capsys.readouterr().err
+
+
+def test_too_many_shots_for_the_rows_with_a_rationale_is_refused_before_the_model_loads(tmp_path, capsys):
+    rows = [{"kind": "cot", "question": f"q{i}?", "answer": str(i), **({"rationale": "r."} if i < 3 else {})}
+            for i in range(6)]
+    task = tmp_path / "few.jsonl"
+    task.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    argv = ["eval", "--checkpoint", str(tmp_path / "no-such-checkpoint"), "--out", str(tmp_path / "ev"),
+            "--tasks", str(task), "eval.num_fewshot=3"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "few.jsonl: 3-shot needs 3 example rows with a rationale besides the row asked; it has 2" in err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "ev").exists()

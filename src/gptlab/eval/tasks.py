@@ -177,6 +177,26 @@ def _check_pool(task: Task, pool: Task | None) -> None:
                         f"{task.name} (a {task.kind} task)")
 
 
+def _eligible(task: Task) -> int:
+    """How many rows of ``task`` can be a few-shot example: CoT rows need a rationale, code rows a solution."""
+    if task.kind == "cot":
+        return sum(bool(e.rationale) for e in task.examples)
+    if task.kind == "code":
+        return sum(bool(e.solution) for e in task.examples)
+    return len(task.examples)
+
+
+def _check_shots(task: Task, pool: Task | None, k: int) -> None:
+    """Refuse a k no row can be given, before the model is loaded."""
+    src = pool or task
+    n = _eligible(src)
+    available = n - 1 if pool is None and n else n       # a row is never its own example
+    if k > available:
+        what = {"cot": " with a rationale", "code": " with a solution"}.get(src.kind, "")
+        raise TaskError(f"{src.path}: {k}-shot needs {k} example rows{what} besides the row asked; "
+                        f"it has {available} (eval.num_fewshot)")
+
+
 def sandbox_limits(ecfg: EvalConfig) -> Limits:
     return Limits(wall_s=ecfg.code_time_limit_s, cpu_s=ecfg.code_time_limit_s, memory_mb=ecfg.code_memory_mb)
 
@@ -246,6 +266,7 @@ def run_tasks(checkpoint, task_files: list[str | Path], out_dir: str | Path, num
     pool_task = load_task(pool) if pool else None
     for t in tasks:
         _check_pool(t, pool_task)
+        _check_shots(t, pool_task, num_fewshot)
     model, ckpt = load_model(checkpoint, return_path=True, device=device)
     settings = {"num_fewshot": num_fewshot, "seed": seed, "max_new_tokens": max_new_tokens,
                 "pool": file_checksum(pool) if pool else None,
