@@ -11,6 +11,8 @@ import pytest
 
 from gptlab.cli import main
 from gptlab.eval.sandbox import STATUSES
+from gptlab.eval.taskbase import wilson
+from gptlab.eval.tasks import evaluate_task, load_task
 from gptlab.manifest import is_complete
 
 TASKS = Path(__file__).resolve().parents[2] / "configs" / "tasks"
@@ -59,3 +61,18 @@ def test_too_many_shots_for_the_rows_with_a_rationale_is_refused_before_the_mode
     err = capsys.readouterr().err.strip()
     assert "few.jsonl: 3-shot needs 3 example rows with a rationale besides the row asked; it has 2" in err
     assert len(err.splitlines()) == 1 and not (tmp_path / "ev").exists()
+
+
+def test_multiple_choice_and_generation_tasks_report_intervals_too(tmp_path, tiny_gpt, word_tokenizer):
+    model = tiny_gpt(vocab_size=word_tokenizer.get_vocab_size())
+    mc = tmp_path / "mc.jsonl"
+    mc.write_text("".join(json.dumps({"query": f"Q: the {w}", "choices": ["cat", "dog", "mat"], "gold": i % 3}) + "\n"
+                          for i, w in enumerate(["cat", "dog", "sat", "ran", "on", "mat", "a"])))
+    r = evaluate_task(model, word_tokenizer, load_task(mc))
+    for m in ("acc", "acc_norm", "acc_bytes"):
+        assert r["intervals"][m] == pytest.approx(list(wilson(round(r["metrics"][m] * 7), 7)))
+    gen = tmp_path / "gen.jsonl"
+    gen.write_text("".join(json.dumps({"query": f"Q: a {w} A:", "answer": "the cat"}) + "\n" for w in ["cat", "dog"]))
+    r = evaluate_task(model, word_tokenizer, load_task(gen), max_new_tokens=3)
+    lo, hi = r["intervals"]["f1"]
+    assert lo <= r["metrics"]["f1"] <= hi and set(r["intervals"]) == {"exact_match", "f1"}

@@ -42,7 +42,7 @@ from gptlab.eval.config import EvalConfig
 from gptlab.eval.generate import Sampling, generate_text
 from gptlab.eval.sandbox import Limits
 from gptlab.eval.scoring import context_length, loglikelihood
-from gptlab.eval.taskbase import TaskError, fewshot_indices, normalize_answer
+from gptlab.eval.taskbase import TaskError, bootstrap_mean, fewshot_indices, normalize_answer, wilson
 from gptlab.jsonl import jsonl_objects
 from gptlab.manifest import Stage, atomic_write_json, file_checksum, stage_key
 from gptlab.tokenizer import load_tokenizer
@@ -244,8 +244,11 @@ def evaluate_task(model, tokenizer, task: Task, k: int = 0, seed: int = 1234, po
                 progress(1)
         names = ["exact_match", "f1"]
     metrics = {m: sum(r[m] for r in rows) / len(rows) for m in names}
+    # 95 % intervals: Wilson for the 0/1 scores, a bootstrap over rows for F1.
+    intervals = {m: list(wilson(int(sum(r[m] for r in rows)), len(rows))) if m != "f1"
+                 else list(bootstrap_mean([r[m] for r in rows], seed=seed)) for m in names}
     return {"task": task.name, "kind": task.kind, "num_fewshot": k, "seed": seed, "n": len(rows),
-            "metrics": metrics, "rows": rows}
+            "metrics": metrics, "intervals": intervals, "rows": rows}
 
 
 def _work(task: Task) -> int:
@@ -253,6 +256,10 @@ def _work(task: Task) -> int:
     if task.kind == "multiple_choice":
         return sum(len(ex.choices) for ex in task.examples)
     return 2 * len(task.examples) if task.kind == "cot" else len(task.examples)
+
+
+def _with_interval(name: str, value: float, interval: list[float] | None) -> str:
+    return f"{name} {value:.3f}" + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
 
 
 def run_tasks(checkpoint, task_files: list[str | Path], out_dir: str | Path, num_fewshot: int = 0,
@@ -290,5 +297,5 @@ def run_tasks(checkpoint, task_files: list[str | Path], out_dir: str | Path, num
                                                     "statuses", "sandbox", "extract", "samples_per_problem")
                                   if k in r}
             log(f"task {task.name} ({num_fewshot}-shot, {r['n']} rows): "
-                + ", ".join(f"{m} {v:.3f}" for m, v in r["metrics"].items()))
+                + ", ".join(_with_interval(m, v, r["intervals"].get(m)) for m, v in r["metrics"].items()))
         return st.done(outputs, {"checkpoint": str(ckpt), "tasks": summary}, config=settings)
