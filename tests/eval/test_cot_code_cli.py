@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from gptlab.cli import main
+from gptlab.eval.harness import write_harness_task
 from gptlab.eval.sandbox import STATUSES
 from gptlab.eval.taskbase import wilson
-from gptlab.eval.tasks import evaluate_task, load_task
+from gptlab.eval.tasks import TaskError, evaluate_task, load_task
 from gptlab.manifest import is_complete
 
 TASKS = Path(__file__).resolve().parents[2] / "configs" / "tasks"
@@ -76,3 +77,10 @@ def test_multiple_choice_and_generation_tasks_report_intervals_too(tmp_path, tin
     r = evaluate_task(model, word_tokenizer, load_task(gen), max_new_tokens=3)
     lo, hi = r["intervals"]["f1"]
     assert lo <= r["metrics"]["f1"] <= hi and set(r["intervals"]) == {"exact_match", "f1"}
+
+
+@pytest.mark.parametrize("name", ["arith_cot", "tiny_code"])
+def test_cot_and_code_tasks_have_no_lm_eval_twin(tmp_path, name):
+    with pytest.raises(TaskError, match=f"{name}.jsonl: a (cot|code) task has no lm-eval twin"):
+        write_harness_task(TASKS / f"{name}.jsonl", tmp_path)
+    assert not list(tmp_path.iterdir())
