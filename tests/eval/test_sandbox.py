@@ -6,7 +6,7 @@ import signal
 
 import pytest
 
-from gptlab.eval.sandbox import Limits, network_isolation, run_python
+from gptlab.eval.sandbox import MAX_WRITTEN, Limits, network_isolation, run_python
 
 # A short wall limit so a hang costs seconds; the CPU limit far above it unless a test says otherwise.
 QUICK = Limits(wall_s=3.0, cpu_s=60.0, memory_mb=256)
@@ -109,3 +109,11 @@ def test_the_child_sees_a_minimal_environment_and_an_empty_folder(monkeypatch):
     assert env.split() == ["HOME", "LANG", "PATH", "TMPDIR"]            # no secret, no marker token
     assert files.split() == [".stderr", ".stdout", "_guard.py", "_program.py"]
     assert not os.path.exists(cwd)                        # removed afterwards
+
+
+def test_a_program_cannot_fill_the_disk_with_many_files():
+    o = run_python("for i in range(1000):\n    open(f'f{i}', 'w').write('x')", QUICK)
+    assert o.status == "blocked" and f"more than {MAX_WRITTEN} files" in o.detail
+    o = run_python(f"for i in range({MAX_WRITTEN}):\n    open(f'f{{i}}', 'w').write('x')\n"
+                   "for i in range(5):\n    open('f0', 'w').write('y')", QUICK)     # rewriting one file is fine
+    assert o.status == "passed"

@@ -20,8 +20,9 @@ child process, never in gptlab's:
 * **a guard** (``GUARD``, run before the candidate): a ``sys.addaudithook`` hook, which
   Python code cannot remove, refuses to create sockets, to start processes (``fork``,
   ``subprocess``, ``os.system``, ``exec*``, ``posix_spawn``), to send signals, to load C
-  libraries through ``ctypes``, and to write, create, rename, remove or chmod any path
-  outside the temporary folder (``/dev/null`` excepted). A refusal raises an exception that
+  libraries through ``ctypes``, to write, create, rename, remove or chmod any path
+  outside the temporary folder (``/dev/null`` excepted), and to open more than
+  ``MAX_WRITTEN`` files for writing (with ``RLIMIT_FSIZE``, a bound on the disk it can fill). A refusal raises an exception that
   ``except Exception`` does not catch, and the run is classified ``blocked`` even if the
   candidate catches it anyway.
 
@@ -50,6 +51,7 @@ from pathlib import Path
 
 STATUSES = ("passed", "failed", "timeout", "memory", "blocked")
 EXIT_MEMORY, EXIT_BLOCKED, EXIT_EXITED = 113, 114, 115
+MAX_WRITTEN = 32
 _TOKEN_VAR = "GPTLAB_SANDBOX_TOKEN"
 
 # Runs in the child before the candidate: argv[1] is the program's file, cwd the temp folder.
@@ -64,6 +66,8 @@ _ROOT = os.path.realpath(os.getcwd())
 _TOKEN = os.environ.pop("%(token)s", "")
 _DONE = os.path.join(_ROOT, ".done")
 _violations = []
+_written = set()
+_MAX_WRITTEN = %(max_written)d      # files opened for writing, so a candidate cannot fill the disk
 _WRITE = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 _FORBIDDEN = {"socket.__new__", "socket.connect", "socket.bind", "socket.getaddrinfo",
               "socket.sendto", "subprocess.Popen", "os.system", "os.exec", "os.posix_spawn",
@@ -103,6 +107,10 @@ def _hook(event, args):
             (isinstance(flags, int) and flags & _WRITE)
         if writing and not _inside(path):
             _refuse("a write", repr(path))
+        if writing and os.path.realpath(os.fsdecode(path)) != _DONE:
+            _written.add(os.path.realpath(os.fsdecode(path)))
+            if len(_written) > _MAX_WRITTEN:
+                _refuse("a write", f"more than {_MAX_WRITTEN} files")
     elif event in _PATHS:
         for a in args:
             if isinstance(a, (str, bytes, os.PathLike)) and not _inside(a):
@@ -140,7 +148,8 @@ def _main():
 
 
 _main()
-''' % {"token": _TOKEN_VAR, "memory": EXIT_MEMORY, "blocked": EXIT_BLOCKED, "exited": EXIT_EXITED}
+''' % {"token": _TOKEN_VAR, "memory": EXIT_MEMORY, "blocked": EXIT_BLOCKED, "exited": EXIT_EXITED,
+       "max_written": MAX_WRITTEN}
 
 
 @dataclass(frozen=True)
