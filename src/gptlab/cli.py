@@ -110,7 +110,7 @@ def cmd_eval(args) -> None:
         run_eval(e, args.heldout, args.checkpoint, args.pack, args.out, force=args.force)
     if args.tasks:
         run_tasks(args.checkpoint, args.tasks.split(","), args.out, e.num_fewshot, e.fewshot_seed, args.fewshot_pool,
-                  e.batch_size, e.max_new_tokens, device=device, force=args.force)
+                  e.batch_size, e.max_new_tokens, device=device, force=args.force, ecfg=e)
     # The harness writes OUT/harness/ last: bpb and tasks first claim OUT and OUT/tasks as stages.
     if args.harness:
         from gptlab.eval.harness import run_harness  # noqa: PLC0415  (optional extra lm-eval, seconds to import)

@@ -5,6 +5,7 @@ import numpy as np
 import torch
 
 from gptlab.advise.labelled import Example
+from gptlab.eval.cot import CotItem, Extractor, cot_prompt
 from gptlab.eval.scoring import context_length, encode, eos_token_id, logits_of, model_device
 
 
@@ -36,6 +37,20 @@ def classification_prompt(demos: list[Example], labels: list[str], text: str, ma
 def generation_prompt(demos: list[Example], text: str, max_chars: int) -> str:
     shots = "".join(f"Input: {clip(d.x, max_chars)}\nOutput: {d.y}\n\n" for d in demos)
     return shots + f"Input: {clip(text, max_chars)}\nOutput:"
+
+
+def cot_generation_prompt(demos: list[Example], rationales: list[str], text: str, max_chars: int) -> str:
+    """k-shot chain of thought (Wei et al. 2022): each demonstration shows its rationale before
+    "The answer is <label or target>."; ``eval/cot.py`` has the layout and the extraction."""
+    shots = [CotItem(clip(d.x, max_chars), [d.y], r) for d, r in zip(demos, rationales, strict=True)]
+    return cot_prompt(shots, CotItem(clip(text, max_chars), [""]))
+
+
+def cot_predict(model, tokenizer, prompt: str, max_new_tokens: int,
+                extractor: Extractor = Extractor()) -> tuple[str | None, str]:
+    """(the extracted answer or None, the whole reasoning) for a ``cot_generation_prompt``."""
+    out = greedy_generate(model, tokenizer, prompt, max_new_tokens, stop="\n\n")
+    return extractor(out), out
 
 
 @torch.no_grad()

@@ -31,7 +31,7 @@ from gptlab.console import log
 from gptlab.errors import InputError
 from gptlab.eval.generate import Sampling, cut_at_stop, generate_ids
 from gptlab.eval.scoring import encode, eos_token_id, generation_context, loglikelihood, prompt_ids
-from gptlab.eval.tasks import BETWEEN_EXAMPLES, QUERY_ANSWER, Task, load_task
+from gptlab.eval.tasks import BETWEEN_EXAMPLES, QUERY_ANSWER, Task, TaskError, load_task
 from gptlab.manifest import atomic_write, write_manifest
 from gptlab.tokenizer import load_tokenizer
 
@@ -134,6 +134,8 @@ def harness_task_yaml(task: Task, data_file: str | Path, max_gen_toks: int = 32,
     """An lm-eval task definition equal to gptlab's runner: same prompt, delimiters and metrics.
 
     JSON strings are valid YAML, so the file is written as JSON (no YAML library needed)."""
+    if task.kind not in ("multiple_choice", "generation"):
+        raise TaskError(f"{data_file}: a {task.kind} task has no lm-eval twin here; run it with gptlab eval --tasks")
     spec = {"task": task.name, "dataset_path": "json",
             # An absolute path: lm-eval resolves relative data_files against the working directory.
             "dataset_kwargs": {"data_files": {"test": str(Path(data_file).resolve())}},

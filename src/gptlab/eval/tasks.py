@@ -1,9 +1,15 @@
-"""Local few-shot tasks: multiple choice and short-answer generation, from JSONL files.
+"""Local few-shot tasks: multiple choice, short-answer generation, chain of thought and code, from JSONL files.
 
 A task is one ``NAME.jsonl`` file, one example per line (see docs/eval.md):
 
 * multiple choice: ``{"query": "...", "choices": ["...", "..."], "gold": 1}``
 * generation:      ``{"query": "...", "answer": "..."}`` (``answer`` may be a list of accepted answers)
+* chain of thought: ``{"kind": "cot", "question": "...", "rationale": "...", "answer": "..."}`` (``cot.py``)
+* code:            ``{"kind": "code", "prompt": "...", "tests": "...", "entry_point": "..."}`` (``code.py``,
+  pass@k with every candidate run in ``sandbox.py``)
+
+A row may name its kind (``"kind"``); without one, ``choices`` means multiple choice and
+``answer`` generation. All rows of a file have one kind.
 
 The prompt follows lm-evaluation-harness's layout, so a task scores the same here and in
 the harness (``harness.write_harness_task`` writes the matching YAML): k solved examples
@@ -25,27 +31,25 @@ held-out documents or from text outside the corpus.
 from __future__ import annotations
 
 import collections
-import random
-import re
-import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from gptlab.api import load_model
 from gptlab.console import log, progress_task
-from gptlab.errors import InputError
+from gptlab.eval import code as code_tasks
+from gptlab.eval import cot as cot_tasks
+from gptlab.eval.config import EvalConfig
 from gptlab.eval.generate import Sampling, generate_text
+from gptlab.eval.sandbox import Limits
 from gptlab.eval.scoring import context_length, loglikelihood
+from gptlab.eval.taskbase import TaskError, bootstrap_mean, fewshot_indices, normalize_answer, wilson
 from gptlab.jsonl import jsonl_objects
 from gptlab.manifest import Stage, atomic_write_json, file_checksum, stage_key
 from gptlab.tokenizer import load_tokenizer
 
 QUERY_ANSWER = " "          # lm-eval's target_delimiter
 BETWEEN_EXAMPLES = "\n\n"   # lm-eval's fewshot_delimiter
-
-
-class TaskError(InputError):   # a ValueError too
-    """A task file that cannot be read, with the file, line and key at fault."""
+KINDS = ("multiple_choice", "generation", "cot", "code")
 
 
 @dataclass
@@ -64,17 +68,29 @@ class Example:
 @dataclass
 class Task:
     name: str
-    kind: str                              # "multiple_choice" or "generation"
-    examples: list[Example]
+    kind: str                              # one of KINDS
+    examples: list                         # Example; cot.CotItem; code.CodeProblem
     path: Path | None = None
+    extractor: cot_tasks.Extractor | None = None   # cot: how the answer is read from the output
 
 
-def _example(obj, where: str) -> tuple[str, Example]:
+def _example(obj, where: str):
     if not isinstance(obj, dict):
         raise TaskError(f"{where}: expected a JSON object")
+    kind = obj.get("kind")
+    if kind is not None and kind not in KINDS:
+        raise TaskError(f"{where}: key 'kind' must be one of {', '.join(KINDS)}")
+    if kind == "cot":
+        return "cot", cot_tasks.parse_row(obj, where)
+    if kind == "code":
+        return "code", code_tasks.parse_row(obj, where)
     if not isinstance(obj.get("query"), str):
         raise TaskError(f"{where}: key 'query' must be a string")
-    if "choices" in obj:
+    if kind == "multiple_choice" and "choices" not in obj:
+        raise TaskError(f"{where}: a multiple_choice row needs 'choices' and 'gold'")
+    if kind == "generation" and "answer" not in obj:
+        raise TaskError(f"{where}: a generation row needs 'answer'")
+    if "choices" in obj and kind != "generation":
         ch, gold = obj["choices"], obj.get("gold")
         if not (isinstance(ch, list) and len(ch) >= 2 and all(isinstance(c, str) and c for c in ch)):
             raise TaskError(f"{where}: key 'choices' must be a list of at least 2 non-empty strings")
@@ -91,27 +107,25 @@ def _example(obj, where: str) -> tuple[str, Example]:
 
 def load_task(path: str | Path) -> Task:
     path = Path(path)
-    kind, examples = None, []
+    kind, examples, extractor, extractor_at = None, [], None, None
     for where, obj in jsonl_objects(path, TaskError, "task file"):
         k, ex = _example(obj, where)
         if kind is not None and k != kind:
             raise TaskError(f"{where}: a {k} row in a {kind} task (one kind per file)")
         kind = k
         examples.append(ex)
+        if k == "cot" and (e := cot_tasks.parse_extractor(obj, where)) is not None:
+            if extractor is not None and e != extractor:
+                raise TaskError(f"{where}: extraction differs from {extractor_at}'s (one rule per file)")
+            extractor, extractor_at = e, where
     if not examples:
         raise TaskError(f"{path}: no examples")
-    return Task(path.stem, kind, examples, path)
+    if kind == "cot" and extractor is None:
+        extractor = cot_tasks.Extractor()
+    return Task(path.stem, kind, examples, path, extractor)
 
 
 # ----------------------------------------------------------------------------- prompts
-
-def fewshot_indices(i: int, pool_size: int, k: int, seed: int, exclude_self: bool) -> list[int]:
-    """Which pool rows serve as row i's k examples: fixed by (seed, i) alone."""
-    candidates = [j for j in range(pool_size) if not (exclude_self and j == i)]
-    if k > len(candidates):
-        raise TaskError(f"{k}-shot needs {k} other examples; the pool has {len(candidates)}")
-    return random.Random(f"{seed}:{i}").sample(candidates, k)
-
 
 def build_prompt(ex: Example, shots: list[Example]) -> str:
     solved = [s.query + QUERY_ANSWER + s.target for s in shots]
@@ -136,13 +150,6 @@ def choice_metrics(lls: list[float], choices: list[str], gold: int) -> dict[str,
             "acc_bytes": float(best([ll / len(c.encode("utf-8")) for ll, c in zip(lls, choices)]) == gold)}
 
 
-def normalize_answer(s: str) -> str:
-    """SQuAD's normalisation: lower case, drop punctuation and articles, collapse spaces."""
-    s = "".join(ch for ch in s.lower() if ch not in set(string.punctuation))
-    s = re.sub(r"\b(a|an|the)\b", " ", s)
-    return " ".join(s.split())
-
-
 def f1_score(prediction: str, answer: str) -> float:
     p, a = normalize_answer(prediction).split(), normalize_answer(answer).split()
     if not p or not a:
@@ -161,11 +168,58 @@ def generation_metrics(prediction: str, answers: list[str]) -> dict[str, float]:
 
 # ----------------------------------------------------------------------------- runner
 
+def _check_pool(task: Task, pool: Task | None) -> None:
+    if pool is None:
+        return
+    special = {"cot", "code"}
+    if (task.kind in special or pool.kind in special) and pool.kind != task.kind:
+        raise TaskError(f"--fewshot-pool {pool.path}: a {pool.kind} task cannot give examples to "
+                        f"{task.name} (a {task.kind} task)")
+
+
+def _eligible(task: Task) -> int:
+    """How many rows of ``task`` can be a few-shot example: CoT rows need a rationale, code rows a solution."""
+    if task.kind == "cot":
+        return sum(bool(e.rationale) for e in task.examples)
+    if task.kind == "code":
+        return sum(bool(e.solution) for e in task.examples)
+    return len(task.examples)
+
+
+def _check_shots(task: Task, pool: Task | None, k: int) -> None:
+    """Refuse a k no row can be given, before the model is loaded."""
+    src = pool or task
+    n = _eligible(src)
+    available = n - 1 if pool is None and n else n       # a row is never its own example
+    if k > available:
+        what = {"cot": " with a rationale", "code": " with a solution"}.get(src.kind, "")
+        raise TaskError(f"{src.path}: {k}-shot needs {k} example rows{what} besides the row asked; "
+                        f"it has {available} (eval.num_fewshot)")
+
+
+def sandbox_limits(ecfg: EvalConfig) -> Limits:
+    return Limits(wall_s=ecfg.code_time_limit_s, cpu_s=ecfg.code_time_limit_s, memory_mb=ecfg.code_memory_mb)
+
+
 def evaluate_task(model, tokenizer, task: Task, k: int = 0, seed: int = 1234, pool: Task | None = None,
                   batch_size: int = 16, max_new_tokens: int = 32, stop: list[str] | None = None,
-                  progress=None) -> dict:
-    """Metrics of ``task`` (means over rows) and one record per row."""
+                  progress=None, ecfg: EvalConfig | None = None) -> dict:
+    """Metrics of ``task`` (means over rows) and one record per row. ``ecfg`` gives the code
+    tasks' sampling and sandbox settings (defaults: ``EvalConfig()``)."""
 
+    _check_pool(task, pool)
+    if task.kind == "cot":
+        gen = cot_tasks.greedy_generator(model, tokenizer, max_new_tokens)
+        r = cot_tasks.evaluate_cot(gen, task.examples, pool.examples if pool else None, k, task.extractor, seed,
+                                   progress=progress)
+        return {"task": task.name, **r}
+    if task.kind == "code":
+        e = ecfg or EvalConfig()
+        sample = code_tasks.model_sampler(model, tokenizer, max_new_tokens, e.code_temperature, e.code_top_p, seed)
+        r = code_tasks.evaluate_code(sample, task.examples, e.code_samples, k_shot=k,
+                                     pool=pool.examples if pool else None, seed=seed, limits=sandbox_limits(e),
+                                     workers=e.code_workers, progress=progress)
+        return {"task": task.name, **r}
     texts = prompts(task, k, seed, pool)
     rows = []
     if task.kind == "multiple_choice":
@@ -190,20 +244,43 @@ def evaluate_task(model, tokenizer, task: Task, k: int = 0, seed: int = 1234, po
                 progress(1)
         names = ["exact_match", "f1"]
     metrics = {m: sum(r[m] for r in rows) / len(rows) for m in names}
+    # 95 % intervals: Wilson for the 0/1 scores, a bootstrap over rows for F1.
+    intervals = {m: list(wilson(int(sum(r[m] for r in rows)), len(rows))) if m != "f1"
+                 else list(bootstrap_mean([r[m] for r in rows], seed=seed)) for m in names}
     return {"task": task.name, "kind": task.kind, "num_fewshot": k, "seed": seed, "n": len(rows),
-            "metrics": metrics, "rows": rows}
+            "metrics": metrics, "intervals": intervals, "rows": rows}
+
+
+def _work(task: Task) -> int:
+    """Progress-bar units of a task: scored choices, generations or problems."""
+    if task.kind == "multiple_choice":
+        return sum(len(ex.choices) for ex in task.examples)
+    return 2 * len(task.examples) if task.kind == "cot" else len(task.examples)
+
+
+def _with_interval(name: str, value: float, interval: list[float] | None) -> str:
+    return f"{name} {value:.3f}" + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
 
 
 def run_tasks(checkpoint, task_files: list[str | Path], out_dir: str | Path, num_fewshot: int = 0,
               seed: int = 1234, pool: str | Path | None = None, batch_size: int = 16,
-              max_new_tokens: int = 32, device: str = "cpu", *, force: bool = False) -> dict:
-    """`gptlab eval --tasks`: run local JSONL tasks on a checkpoint; results in OUT/tasks/."""
+              max_new_tokens: int = 32, device: str = "cpu", *, force: bool = False,
+              ecfg: EvalConfig | None = None) -> dict:
+    """`gptlab eval --tasks`: run local JSONL tasks on a checkpoint; results in OUT/tasks/.
+    ``ecfg`` (the eval config section) gives the code tasks' samples and sandbox limits."""
+    ecfg = ecfg or EvalConfig()
     tasks = [load_task(f) for f in task_files]          # fail on a bad file before any work
     pool_task = load_task(pool) if pool else None
+    for t in tasks:
+        _check_pool(t, pool_task)
+        _check_shots(t, pool_task, num_fewshot)
     model, ckpt = load_model(checkpoint, return_path=True, device=device)
     settings = {"num_fewshot": num_fewshot, "seed": seed, "max_new_tokens": max_new_tokens,
                 "pool": file_checksum(pool) if pool else None,
                 "tasks": {t.name: file_checksum(t.path) for t in tasks}}
+    if any(t.kind == "code" for t in tasks):     # only then, so other tasks' finished stages stay valid
+        settings["code"] = {k: getattr(ecfg, k) for k in ("code_samples", "code_temperature", "code_top_p",
+                                                           "code_time_limit_s", "code_memory_mb")}
     key = stage_key(settings, upstream=[ckpt])
     with Stage(Path(out_dir) / "tasks", "eval-tasks", key, force=force) as st:
         if st.complete:
@@ -211,13 +288,14 @@ def run_tasks(checkpoint, task_files: list[str | Path], out_dir: str | Path, num
         tok = load_tokenizer(ckpt)
         summary, outputs = {}, []
         for task in tasks:
-            n = sum(len(ex.choices) for ex in task.examples) if task.kind == "multiple_choice" else len(task.examples)
-            with progress_task(f"task {task.name}", n) as advance:
+            with progress_task(f"task {task.name}", _work(task)) as advance:
                 r = evaluate_task(model, tok, task, num_fewshot, seed, pool_task, batch_size, max_new_tokens,
-                                  progress=advance)
+                                  progress=advance, ecfg=ecfg)
             atomic_write_json(st.dir / f"{task.name}.json", r)       # rows, for error analysis
             outputs.append(f"{task.name}.json")
-            summary[task.name] = {k: r[k] for k in ("kind", "num_fewshot", "seed", "n", "metrics")}
+            summary[task.name] = {k: r[k] for k in ("kind", "num_fewshot", "seed", "n", "metrics", "intervals",
+                                                    "statuses", "sandbox", "extract", "samples_per_problem")
+                                  if k in r}
             log(f"task {task.name} ({num_fewshot}-shot, {r['n']} rows): "
-                + ", ".join(f"{m} {v:.3f}" for m, v in r["metrics"].items()))
+                + ", ".join(_with_interval(m, v, r["intervals"].get(m)) for m, v in r["metrics"].items()))
         return st.done(outputs, {"checkpoint": str(ckpt), "tasks": summary}, config=settings)
