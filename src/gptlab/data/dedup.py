@@ -186,6 +186,7 @@ def write_signatures(folder: Path, shard: int, sigs: np.ndarray, positions: np.n
 # per shard a cursor, and the union-find over documents that have a duplicate (the answer).
 
 DEFAULT_BLOCK = 1 << 16  # bucket entries in memory at a time, over all shards (16 B each)
+MIN_CHUNK = 256          # entries per read of one shard's file, at least (4 KB)
 
 
 class UnionFind:
@@ -227,34 +228,45 @@ def _read_records(path: Path, offset: int, start: int, count: int) -> np.ndarray
 
 
 class _BandCursor:
-    """One shard's sorted file of one band, read forward in key order."""
+    """One shard's sorted file of one band, read forward in key order, a chunk at a time.
 
-    def __init__(self, path: Path, n_ranges: int):
+    The chunk read last is kept until it is used up, so each entry is read once; a chunk is
+    at least MIN_CHUNK entries, so reads stay few however many shards share a range."""
+
+    def __init__(self, path: Path):
         self.path = path
-        self.offset, (self.n,), _ = _npy_header(path)
-        self.pos = 0
-        self.chunk = max(256, 2 * -(-self.n // n_ranges))  # about two ranges' worth
+        self.offset, (self.n,), _ = _npy_header(path)  # the header only: entries are read per chunk
+        self.pos = 0  # entries read from the file
+        self.buf = np.empty(0, dtype=BUCKET_DTYPE)
+        self.at = 0   # entries of buf already taken
+        self.chunk = MIN_CHUNK  # _band_ranges sets about two ranges' worth
 
     def take_below(self, end: int | None) -> list[np.ndarray]:
         """The entries with key < ``end`` (all that are left for None), advancing the cursor."""
         pieces = []
-        while self.pos < self.n:
-            count = min(self.chunk, self.n - self.pos)
-            rec = _read_records(self.path, self.offset, self.pos, count)
-            k = count if end is None else int(np.searchsorted(rec["key"], np.uint64(end), side="left"))
+        while True:
+            if self.at == len(self.buf):
+                if self.pos == self.n:
+                    break
+                count = min(self.chunk, self.n - self.pos)
+                self.buf, self.at = _read_records(self.path, self.offset, self.pos, count), 0
+                self.pos += count
+            rest = self.buf[self.at:]
+            k = len(rest) if end is None else int(np.searchsorted(rest["key"], np.uint64(end), side="left"))
             if k:
-                pieces.append(rec[:k])
-            self.pos += k
-            if k < count:
-                break  # the rest of this chunk belongs to a later range (read again then)
+                pieces.append(rest[:k])
+                self.at += k
+            if self.at < len(self.buf):
+                break  # the rest of this chunk belongs to a later range
         return pieces
 
 
 def _band_ranges(files: list[Path], block: int) -> Iterator[np.ndarray]:
     """One band's entries of all shards, in (key, gidx) order, as arrays of about ``block``."""
-    total = sum(_npy_header(f)[1][0] for f in files)
-    n_ranges = max(1, -(-total // block))
-    cursors = [_BandCursor(f, n_ranges) for f in files]
+    cursors = [_BandCursor(f) for f in files]
+    n_ranges = max(1, -(-sum(c.n for c in cursors) // block))
+    for c in cursors:
+        c.chunk = max(MIN_CHUNK, 2 * -(-c.n // n_ranges))
     for i in range(n_ranges):
         end = ((i + 1) << 64) // n_ranges if i < n_ranges - 1 else None
         pieces = [p for c in cursors for p in c.take_below(end)]
@@ -314,34 +326,50 @@ def reduce_buckets(folder: Path, n_bands: int, n_shards: int, min_similarity: fl
                    block: int = DEFAULT_BLOCK) -> tuple[dict[int, int], dict]:
     """Merge sorted bucket files band by band; return {duplicate gidx: keeper gidx} and stats.
 
-    Memory: about ``block`` bucket entries and their candidates' signatures at a time, plus
-    the union-find over the documents that have a duplicate; never a whole shard."""
+    Memory: about ``block`` bucket entries, ``block`` candidate pairs and their signatures at
+    a time, a 4 KB chunk per shard, and the union-find over the documents that have a
+    duplicate (the answer); nothing per document otherwise, never a whole shard."""
     uf = UnionFind()
     sigs = SignatureRows(folder) if min_similarity is not None else None
     candidates = confirmed = 0
+    pending: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def walk() -> None:
+        """Union the pending candidate pairs in order. Similarities do not depend on the
+        union-find, so they are computed for all pending pairs at once (one read per shard);
+        the walk makes the same decisions, in the same order, as a pair-at-a-time merge."""
+        nonlocal candidates, confirmed
+        first = np.concatenate([f for f, _ in pending])
+        other = np.concatenate([o for _, o in pending])
+        pending.clear()
+        if sigs is None:
+            for x, y in zip(first.tolist(), other.tolist()):
+                uf.union(x, y)
+            return
+        sim = sigs.similarity(first, other).tolist()
+        for x, y, s in zip(first.tolist(), other.tolist(), sim):
+            if uf.find(x) == uf.find(y):
+                continue  # already joined through another band or pair
+            candidates += 1
+            if s < min_similarity:
+                continue
+            confirmed += 1
+            uf.union(x, y)
+
     for b in range(n_bands):
         files = [f for s in range(n_shards) if (f := folder / f"band{b:03d}-{s:05d}.npy").exists()]
+        n_pending = 0
         for rec in _band_ranges(files, block):
             first, other = _candidate_pairs(rec)
             del rec
-            if not len(first):
-                continue
-            if sigs is None:
-                for x, y in zip(first.tolist(), other.tolist()):
-                    uf.union(x, y)
-                continue
-            # Similarities do not depend on the union-find, so they are computed for the whole
-            # range at once; the walk below makes the same decisions, in the same order, as a
-            # pair-at-a-time merge would.
-            sim = sigs.similarity(first, other).tolist()
-            for x, y, s in zip(first.tolist(), other.tolist(), sim):
-                if uf.find(x) == uf.find(y):
-                    continue  # already joined through another band or pair
-                candidates += 1
-                if s < min_similarity:
-                    continue
-                confirmed += 1
-                uf.union(x, y)
+            if len(first):
+                pending.append((first, other))
+                n_pending += len(first)
+            if n_pending >= block:  # pairs, too, are held about a block at a time
+                walk()
+                n_pending = 0
+        if pending:
+            walk()
     clusters: dict[int, list[int]] = {}
     for x in uf.parent:
         clusters.setdefault(uf.find(x), []).append(x)
