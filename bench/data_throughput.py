@@ -150,6 +150,9 @@ elif which == "datatrove":
         gqf.split_into_words = lambda text, language: text.split()  # its fastest word split
         row("datatrove Gopher (whitespace)", "filter", lambda t: g.filter(Document(text=t, id="x")))
         gqf.split_into_words = spacy_split
+        def dt_sig(sig, t):  # as its run() does: a document with no n-gram gets no signature
+            sh = sig.get_shingles(t)
+            return sig.get_signature(sh) if sh.size else None
         def str_hash(sig):  # newer xxhash builds hash bytes only; datatrove passes str
             h = sig._hash_func
             try:
@@ -159,12 +162,12 @@ elif which == "datatrove":
             return sig
         try:
             sig = str_hash(MinhashDedupSignature(output_folder=sys.argv[3], config=MinhashConfig()))
-            row("datatrove MinHash sig (spaCy)", "signatures", lambda t: sig.get_signature(sig.get_shingles(t)))
+            row("datatrove MinHash sig (spaCy)", "signatures", lambda t: dt_sig(sig, t))
         except ImportError as e:  # its constructor loads spaCy
             skip_all(names[2:3], e)
         dtm.load_word_tokenizer = lambda language: SplitTok()  # its fastest word split, no spaCy
         sigw = str_hash(MinhashDedupSignature(output_folder=sys.argv[3], config=MinhashConfig()))
-        row("datatrove MinHash sig (whitespace)", "signatures", lambda t: sigw.get_signature(sigw.get_shingles(t)))
+        row("datatrove MinHash sig (whitespace)", "signatures", lambda t: dt_sig(sigw, t))
 else:
     try:
         import numpy as np

@@ -187,6 +187,7 @@ def write_signatures(folder: Path, shard: int, sigs: np.ndarray, positions: np.n
 
 DEFAULT_BLOCK = 1 << 16  # bucket entries in memory at a time, over all shards (16 B each)
 MIN_CHUNK = 256          # entries per read of one shard's file, at least (4 KB)
+PAIR_BLOCK = 1024        # candidate pairs verified at a time (their signatures: <= 0.9 MB at 112 perms)
 
 
 class UnionFind:
@@ -319,15 +320,18 @@ class SignatureRows:
         if sig is None:
             return np.zeros(0)
         ia, ib = np.searchsorted(need, a), np.searchsorted(need, b)
-        return (sig[ia] == sig[ib]).sum(axis=1) / sig.shape[1]
+        agree = np.empty(len(a), dtype=np.int64)
+        for i in range(0, len(a), 256):  # small temporaries
+            agree[i:i + 256] = (sig[ia[i:i + 256]] == sig[ib[i:i + 256]]).sum(axis=1)
+        return agree / sig.shape[1]
 
 
 def reduce_buckets(folder: Path, n_bands: int, n_shards: int, min_similarity: float | None,
                    block: int = DEFAULT_BLOCK) -> tuple[dict[int, int], dict]:
     """Merge sorted bucket files band by band; return {duplicate gidx: keeper gidx} and stats.
 
-    Memory: about ``block`` bucket entries, ``block`` candidate pairs and their signatures at
-    a time, a 4 KB chunk per shard, and the union-find over the documents that have a
+    Memory: about ``block`` bucket entries, PAIR_BLOCK candidate pairs and their signatures
+    at a time, a 4 KB chunk per shard, and the union-find over the documents that have a
     duplicate (the answer); nothing per document otherwise, never a whole shard."""
     uf = UnionFind()
     sigs = SignatureRows(folder) if min_similarity is not None else None
@@ -346,15 +350,16 @@ def reduce_buckets(folder: Path, n_bands: int, n_shards: int, min_similarity: fl
             for x, y in zip(first.tolist(), other.tolist()):
                 uf.union(x, y)
             return
-        sim = sigs.similarity(first, other).tolist()
-        for x, y, s in zip(first.tolist(), other.tolist(), sim):
-            if uf.find(x) == uf.find(y):
-                continue  # already joined through another band or pair
-            candidates += 1
-            if s < min_similarity:
-                continue
-            confirmed += 1
-            uf.union(x, y)
+        for i in range(0, len(first), PAIR_BLOCK):
+            f, o = first[i:i + PAIR_BLOCK], other[i:i + PAIR_BLOCK]
+            for x, y, s in zip(f.tolist(), o.tolist(), sigs.similarity(f, o).tolist()):
+                if uf.find(x) == uf.find(y):
+                    continue  # already joined through another band or pair
+                candidates += 1
+                if s < min_similarity:
+                    continue
+                confirmed += 1
+                uf.union(x, y)
 
     for b in range(n_bands):
         files = [f for s in range(n_shards) if (f := folder / f"band{b:03d}-{s:05d}.npy").exists()]
@@ -365,7 +370,7 @@ def reduce_buckets(folder: Path, n_bands: int, n_shards: int, min_similarity: fl
             if len(first):
                 pending.append((first, other))
                 n_pending += len(first)
-            if n_pending >= block:  # pairs, too, are held about a block at a time
+            if n_pending >= PAIR_BLOCK:  # pairs, too, are held a block at a time
                 walk()
                 n_pending = 0
         if pending:
