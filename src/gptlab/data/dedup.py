@@ -181,9 +181,11 @@ def write_signatures(folder: Path, shard: int, sigs: np.ndarray, positions: np.n
 # The reduce never holds a shard, let alone the corpus. Bucket keys are hashes, so they spread
 # evenly over the 64-bit key space: each band is cut into key ranges of about ``block`` entries
 # in all, and a range is read from every shard's sorted file (a cursor per shard, plain reads,
-# no mapping left resident), sorted, grouped and thrown away before the next. Signatures of a
-# range's candidates are read as rows from the shards' files, then dropped too. What stays is
-# per shard a cursor, and the union-find over documents that have a duplicate (the answer).
+# no mapping left resident), sorted, grouped and thrown away before the next. Candidate pairs
+# are verified PAIR_BLOCK at a time, their signature rows read from the shards' files and
+# dropped too. What stays is per shard a cursor and its chunk, and the union-find over the
+# documents that have a duplicate (the answer). A bucket is never split across ranges, so one
+# holding more than a block of documents (a very common exact duplicate) is held whole.
 
 DEFAULT_BLOCK = 1 << 16  # bucket entries in memory at a time, over all shards (16 B each)
 MIN_CHUNK = 256          # entries per read of one shard's file, at least (4 KB)
