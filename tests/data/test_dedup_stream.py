@@ -162,3 +162,18 @@ def test_reduce_peak_memory_does_not_grow_with_the_corpus(tmp_path):
     p_small, p_large = _traced_peak(small, 4), _traced_peak(large, 4)
     # 8x the documents; holding signatures (448 B/doc) alone would add ~1.4 MB
     assert p_large < 1.5 * p_small + 64_000, (p_small, p_large)
+
+
+def test_reduce_reads_signatures_written_by_the_previous_format(tmp_path):
+    """A run resumed across the upgrade: map outputs with sig-NNNNN.npz (signatures of the
+    documents with words, and their positions) still reduce to the same answer."""
+    texts = planted_corpus(seed=8, n_groups=20) + ["", "..."]
+    _map(texts, tmp_path, n_shards=2)
+    want = reduce_buckets(tmp_path, 14, 2, 0.7)
+    for s in range(2):
+        rows = np.load(tmp_path / f"sig-{s:05d}.npy")
+        positions = np.flatnonzero((rows != 0xFFFFFFFF).any(axis=1)).astype(np.uint32)
+        np.savez(tmp_path / f"sig-{s:05d}.npz", sigs=rows[positions], positions=positions)
+        (tmp_path / f"sig-{s:05d}.npy").unlink()
+    assert want[1]["confirmed_pairs"] > 0
+    assert _as_bytes(*reduce_buckets(tmp_path, 14, 2, 0.7)) == _as_bytes(*want)
