@@ -14,13 +14,24 @@ memmap, hooks, its loss on full logits); ``step`` runs the bare step the loop is
 reach: ``model(x, targets=y)`` with the chunked loss (``--loss plain`` for full logits),
 ``build_optimizer`` (fused AdamW on CUDA), clipping, and no host read until the end.
 ``--json FILE`` writes every figure (tokens/s, ms/iter, MFU, peak memory, per round).
+
+``--nanogpt PATH`` makes the anchor nanoGPT's own ``train.py`` from a checkout you give
+(``git clone https://github.com/karpathy/nanoGPT``; it is not vendored and nothing is
+downloaded): each round runs it in a subprocess, in a scratch folder holding random uint16
+tokens as ``data/gptlab_bench/{train,val}.bin`` and its ``configurator.py``, with the same
+shape, batch, precision and no dropout or bias, and reads the per-iteration times it logs
+(``iter N: loss L, time T ms``), skipping the warm-up iterations (the first also evaluates).
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
 import json
+import os
+import pickle
+import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -122,6 +133,58 @@ def reference_rate(L, d, h, T, B, V, steps, device, precision, compile_, warmup=
     loss.item()
     sync(device)
     return B * T * steps / (time.perf_counter() - t0)
+
+
+# ----------------------------------------------------------------------------- nanoGPT's own train.py
+
+NANOGPT_FILES = ("train.py", "model.py", "configurator.py")
+_ITER = re.compile(r"^iter (\d+): loss [-+\d.eE]+, time ([\d.]+)ms", re.M)
+
+
+def nanogpt_checkout(path: str) -> Path | None:
+    """The checkout, or None (after one line on stderr) when it is not one."""
+    root = Path(path)
+    missing = [f for f in NANOGPT_FILES if not (root / f).is_file()]
+    if missing:
+        print(f"--nanogpt: {path} is not a nanoGPT checkout (no {', '.join(missing)}); clone "
+              f"https://github.com/karpathy/nanoGPT and give its folder (nothing is downloaded)", file=sys.stderr)
+        return None
+    return root
+
+
+def nanogpt_flops_per_token(L, d, h, T, V) -> float:
+    """nanoGPT's own count: 6N + 12·L·H·Q·T, N without the position table, bias=False."""
+    n = L * (12 * d * d + 2 * d) + d + V * d
+    return 6 * n + 12 * L * h * (d // h) * T
+
+
+def nanogpt_rate(root: Path, L, d, h, T, B, V, steps, device, precision, compile_, warmup=1, info=None) -> float:
+    """Tokens/s of nanoGPT's train.py over its timed iterations (median of its logged times)."""
+    if info is not None:
+        info["flops_per_token"] = nanogpt_flops_per_token(L, d, h, T, V)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data" / "gptlab_bench"
+        data.mkdir(parents=True)
+        rng = np.random.default_rng(0)
+        for split, n in (("train", B * (T + 1) * 64), ("val", B * (T + 1) * 4)):
+            rng.integers(0, V, n, dtype=np.uint16).tofile(data / f"{split}.bin")
+        with open(data / "meta.pkl", "wb") as f:
+            pickle.dump({"vocab_size": V}, f)
+        os.symlink(root.resolve() / "configurator.py", Path(tmp) / "configurator.py")  # train.py exec()s it from cwd
+        iters = warmup + 1 + steps
+        cmd = [sys.executable, str(root.resolve() / "train.py"), "--dataset=gptlab_bench", f"--out_dir={tmp}/out",
+               f"--n_layer={L}", f"--n_head={h}", f"--n_embd={d}", f"--block_size={T}", f"--batch_size={B}",
+               "--gradient_accumulation_steps=1", "--dropout=0.0", "--bias=False", f"--max_iters={iters}",
+               f"--lr_decay_iters={iters}", "--warmup_iters=1", "--eval_interval=1000000", "--eval_iters=1",
+               "--log_interval=1", "--always_save_checkpoint=False", "--wandb_log=False", f"--device={device}",
+               f"--dtype={'bfloat16' if precision == 'bf16' else 'float32'}", f"--compile={bool(compile_)}"]
+        r = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
+    times = {int(i): float(ms) for i, ms in _ITER.findall(r.stdout)}
+    timed = [ms for i, ms in sorted(times.items()) if i > warmup]
+    if r.returncode != 0 or not timed:
+        tail = (r.stderr or r.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise RuntimeError(f"nanoGPT train.py failed (exit {r.returncode}): {tail[0]}")
+    return B * T / (statistics.median(timed) / 1000)
 
 
 # ----------------------------------------------------------------------------- gptlab
@@ -269,10 +332,16 @@ def main(argv=None) -> int:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a gptlab config override (repeatable), e.g. --set model.bias=false")
     ap.add_argument("--no-reference", action="store_true", help="time the gptlab side only")
+    ap.add_argument("--nanogpt", metavar="PATH", help="anchor on nanoGPT's real train.py from this checkout")
     ap.add_argument("--deterministic", action="store_true", help="train.deterministic's switches")
     ap.add_argument("--peak-tflops", type=float, default=None, help="device peak for MFU (e.g. 989 for H100 bf16)")
     ap.add_argument("--json", default=None, help="write every figure here")
     args = ap.parse_args(argv)
+    nanogpt = None
+    if args.nanogpt is not None:
+        nanogpt = nanogpt_checkout(args.nanogpt)
+        if nanogpt is None:
+            return 2
     L, d, h, T, B = SHAPES[args.shape]
     B = args.batch or B
     device = torch.device(args.device)
@@ -280,6 +349,7 @@ def main(argv=None) -> int:
         print("no CUDA device: skipping the GPU benchmark")
         return 0
     set_determinism(args.deterministic)
+    ref_name = "nanoGPT train.py" if nanogpt is not None else "reference"
     peak = args.peak_tflops * 1e12 if args.peak_tflops else peak_flops(0.0, device)
     ours, ref, mem_ours, mem_ref = [], [], [], []
     info_ours: dict = {}
@@ -301,10 +371,15 @@ def main(argv=None) -> int:
             line = f"round {r + 1}: gptlab {ours[-1]:,.0f} tok/s"
             if not args.no_reference:
                 reset_memory(device)
-                ref.append(reference_rate(L, d, h, T, B, args.vocab, args.steps, device, args.precision,
-                                          args.compile, args.warmup, info_ref))
-                mem_ref.append(peak_memory_gib(device))
-                line += f" · reference {ref[-1]:,.0f} tok/s"
+                if nanogpt is not None:  # its own process: its peak memory is not ours to read
+                    ref.append(nanogpt_rate(nanogpt, L, d, h, T, B, args.vocab, args.steps, args.device,
+                                            args.precision, args.compile, args.warmup, info_ref))
+                    mem_ref.append(None)
+                else:
+                    ref.append(reference_rate(L, d, h, T, B, args.vocab, args.steps, device, args.precision,
+                                              args.compile, args.warmup, info_ref))
+                    mem_ref.append(peak_memory_gib(device))
+                line += f" · {ref_name} {ref[-1]:,.0f} tok/s"
             print(line, flush=True)
     print(f"shape {args.shape} (L={L}, d={d}, heads={h}, T={T}, B={B}, vocab={args.vocab}), {args.precision} on {device}"
           f"{f', preset {args.preset}' if args.preset else ''}, engine {args.engine}")
@@ -320,21 +395,23 @@ def main(argv=None) -> int:
     msg = f"median tokens/s: gptlab {mo:,.0f} ({1000 * B * T / mo:.1f} ms/iter)"
     if ref:
         mr = statistics.median(ref)
-        result["reference"] = {**summarise(ref, info_ref["flops_per_token"], B, T, peak, mem_ref)}
+        result["reference"] = {**summarise(ref, info_ref["flops_per_token"], B, T, peak, mem_ref),
+                               "kind": "nanoGPT train.py" if nanogpt is not None else "look-alike loop",
+                               "checkout": str(nanogpt) if nanogpt is not None else None}
         ratios = [o / r for o, r in zip(ours, ref)]
         result["ratio_median_of_rounds"] = statistics.median(ratios)
         result["ratio_best_vs_best"] = max(ours) / max(ref)
-        print(f"{msg} · reference {mr:,.0f} ({1000 * B * T / mr:.1f} ms/iter)")
+        print(f"{msg} · {ref_name} {mr:,.0f} ({1000 * B * T / mr:.1f} ms/iter)")
         # Contention only ever slows a round down, so the best round of each is the cleanest
         # figure; the median of per-round ratios compares runs that saw the same load.
-        print(f"ratio gptlab/reference: median of rounds {statistics.median(ratios):.2f}x · "
+        print(f"ratio gptlab/{ref_name}: median of rounds {statistics.median(ratios):.2f}x · "
               f"best vs best {max(ours) / max(ref):.2f}x (target >= 1.0x)")
     else:
         print(msg)
     if peak:
         mfu = f"MFU: gptlab {result['gptlab']['mfu']:.1%}"
         if ref:
-            mfu += f" · reference {result['reference']['mfu']:.1%}"
+            mfu += f" · {ref_name} {result['reference']['mfu']:.1%}"
         print(f"{mfu} (6N + 12·L·H·Q·T FLOPs per token, peak {peak / 1e12:.0f} TFLOP/s)")
     if device.type == "cuda":
         print(f"peak memory: gptlab {result['gptlab']['peak_mem_gib']:.1f} GiB"

@@ -5,11 +5,12 @@ Dedup is global, so it runs in two halves around a barrier:
 1. *map*, per shard: each document gets bucket keys (one for exact and URL dedup; one per
    band for MinHash) which are written as per-shard, per-band files sorted by key, next to
    the shard's MinHash signatures;
-2. *reduce*: for each band, the sorted files of all shards are merged as streams (a k-way
-   heap merge, as datatrove does), so memory holds one block per shard, never the corpus.
+2. *reduce*: for each band, the sorted files of all shards are read together one key range
+   at a time (about ``block`` entries over all shards; keys are hashes, so ranges of the key
+   space are even), so memory holds one block, never a shard and never the corpus.
    Documents sharing a bucket are candidate pairs; MinHash candidates are confirmed by the
-   full signature's Jaccard estimate, then clustered by union-find. Union-find only ever
-   holds documents that have a duplicate.
+   full signature's Jaccard estimate (their rows read from disk, then dropped), then
+   clustered by union-find. Union-find only ever holds documents that have a duplicate.
 
 Each cluster keeps its member with the smallest global index (the first in input order),
 so the choice is deterministic and the same under every executor.
@@ -19,8 +20,6 @@ bands x 16 bytes of bucket entries (224 B at 14 bands): 672 B/doc with the defau
 """
 from __future__ import annotations
 
-import heapq
-import itertools
 import re
 import string
 from collections import Counter
@@ -167,18 +166,30 @@ def write_buckets(folder: Path, shard: int, keys: np.ndarray, positions: np.ndar
 
 
 def write_signatures(folder: Path, shard: int, sigs: np.ndarray, positions: np.ndarray) -> None:
-    with atomic_path(folder / f"sig-{shard:05d}.npz") as tmp:
+    """One row per position of the shard (all-ones for documents without words, which have no
+    buckets and are never looked up), so the reduce reads the rows it needs by position."""
+    n = int(positions.max()) + 1 if len(positions) else 0
+    rows = np.full((n, sigs.shape[1] if sigs.ndim == 2 else 0), 0xFFFFFFFF, dtype=np.uint32)
+    rows[positions] = sigs
+    with atomic_path(folder / f"sig-{shard:05d}.npy") as tmp:
         with open(tmp, "wb") as f:
-            np.savez(f, sigs=sigs, positions=positions.astype(np.uint32))
+            np.save(f, rows)
 
 
 # ----------------------------------------------------------------------------- reduce side
+#
+# The reduce never holds a shard, let alone the corpus. Bucket keys are hashes, so they spread
+# evenly over the 64-bit key space: each band is cut into key ranges of about ``block`` entries
+# in all, and a range is read from every shard's sorted file (a cursor per shard, plain reads,
+# no mapping left resident), sorted, grouped and thrown away before the next. Candidate pairs
+# are verified PAIR_BLOCK at a time, their signature rows read from the shards' files and
+# dropped too. What stays is per shard a cursor and its chunk, and the union-find over the
+# documents that have a duplicate (the answer). A bucket is never split across ranges, so one
+# holding more than a block of documents (a very common exact duplicate) is held whole.
 
-def _stream(path: Path, block: int = 1 << 16) -> Iterator[tuple[int, int]]:
-    arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    for i in range(0, len(arr), block):
-        chunk = np.asarray(arr[i:i + block])
-        yield from zip(chunk["key"].tolist(), chunk["gidx"].tolist())
+DEFAULT_BLOCK = 1 << 16  # bucket entries in memory at a time, over all shards (16 B each)
+MIN_CHUNK = 256          # entries per read of one shard's file, at least (4 KB)
+PAIR_BLOCK = 1024        # candidate pairs verified at a time (their signatures: <= 0.9 MB at 112 perms)
 
 
 class UnionFind:
@@ -204,41 +215,168 @@ class UnionFind:
             self.parent.setdefault(lo, lo)
 
 
-class _Signatures:
-    """Lazy per-shard signature lookup for candidate verification."""
+def _npy_header(path: Path) -> tuple[int, tuple[int, ...], np.dtype]:
+    """(data offset, shape, dtype) of a .npy file, reading only its header."""
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read(f)
+        assert not fortran, path
+        return f.tell(), shape, dtype
+
+
+def _read_records(path: Path, offset: int, start: int, count: int) -> np.ndarray:
+    """``count`` bucket entries of a band file from entry ``start``: a fresh array, no mapping."""
+    return np.fromfile(path, dtype=BUCKET_DTYPE, count=count, offset=offset + start * BUCKET_DTYPE.itemsize)
+
+
+class _BandCursor:
+    """One shard's sorted file of one band, read forward in key order, a chunk at a time.
+
+    The chunk read last is kept until it is used up, so each entry is read once; a chunk is
+    at least MIN_CHUNK entries, so reads stay few however many shards share a range."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.offset, (self.n,), _ = _npy_header(path)  # the header only: entries are read per chunk
+        self.pos = 0  # entries read from the file
+        self.buf = np.empty(0, dtype=BUCKET_DTYPE)
+        self.at = 0   # entries of buf already taken
+        self.chunk = MIN_CHUNK  # _band_ranges sets about two ranges' worth
+
+    def take_below(self, end: int | None) -> list[np.ndarray]:
+        """The entries with key < ``end`` (all that are left for None), advancing the cursor."""
+        pieces = []
+        while True:
+            if self.at == len(self.buf):
+                if self.pos == self.n:
+                    break
+                count = min(self.chunk, self.n - self.pos)
+                self.buf, self.at = _read_records(self.path, self.offset, self.pos, count), 0
+                self.pos += count
+            rest = self.buf[self.at:]
+            k = len(rest) if end is None else int(np.searchsorted(rest["key"], np.uint64(end), side="left"))
+            if k:
+                pieces.append(rest[:k])
+                self.at += k
+            if self.at < len(self.buf):
+                break  # the rest of this chunk belongs to a later range
+        return pieces
+
+
+def _band_ranges(files: list[Path], block: int) -> Iterator[np.ndarray]:
+    """One band's entries of all shards, in (key, gidx) order, as arrays of about ``block``."""
+    cursors = [_BandCursor(f) for f in files]
+    n_ranges = max(1, -(-sum(c.n for c in cursors) // block))
+    for c in cursors:
+        c.chunk = max(MIN_CHUNK, 2 * -(-c.n // n_ranges))
+    for i in range(n_ranges):
+        end = ((i + 1) << 64) // n_ranges if i < n_ranges - 1 else None
+        pieces = [p for c in cursors for p in c.take_below(end)]
+        if pieces:
+            rec = np.concatenate(pieces)
+            del pieces
+            rec.sort(order=("key", "gidx"))
+            yield rec
+
+
+def _candidate_pairs(rec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(first, other) gidx pairs: every entry of a bucket against the bucket's first, in order."""
+    keys, gidx = rec["key"], rec["gidx"]
+    starts = np.ones(len(rec), dtype=bool)
+    starts[1:] = keys[1:] != keys[:-1]
+    group = np.cumsum(starts) - 1
+    first = gidx[starts][group]
+    later = ~starts
+    return first[later], gidx[later]
+
+
+class SignatureRows:
+    """Reads the signature rows a range needs, shard by shard, and keeps none of them."""
 
     def __init__(self, folder: Path):
-        self.folder, self.cache = folder, {}
+        self.folder = folder
 
-    def get(self, gidx: int) -> np.ndarray:
-        shard, pos = gidx >> 32, gidx & 0xFFFFFFFF
-        if shard not in self.cache:
+    def read(self, shard: int, positions: np.ndarray) -> np.ndarray:
+        path = self.folder / f"sig-{shard:05d}.npy"
+        if not path.exists():  # written by an older version: one .npz per shard, positions inside
             with np.load(self.folder / f"sig-{shard:05d}.npz", allow_pickle=False) as z:
-                sigs, positions = z["sigs"], z["positions"]
-            self.cache[shard] = (sigs, {int(p): i for i, p in enumerate(positions)})
-        sigs, where = self.cache[shard]
-        return sigs[where[pos]]
+                sigs, where = z["sigs"], z["positions"]
+            return sigs[np.searchsorted(where, positions.astype(where.dtype))]
+        rows = np.load(path, mmap_mode="r", allow_pickle=False)
+        out = np.array(rows[positions])  # a copy; the mapping is closed when ``rows`` goes
+        del rows
+        return out
+
+    def similarity(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Share of agreeing permutations for each pair (a[i], b[i]) of gidx."""
+        need = np.unique(np.concatenate([a, b]))
+        shards = need >> np.uint64(32)
+        sig = None
+        for s in np.unique(shards).tolist():
+            sel = shards == s
+            rows = self.read(s, (need[sel] & np.uint64(0xFFFFFFFF)).astype(np.int64))
+            if sig is None:
+                sig = np.empty((len(need), rows.shape[1]), dtype=rows.dtype)
+            sig[sel] = rows
+        if sig is None:
+            return np.zeros(0)
+        ia, ib = np.searchsorted(need, a), np.searchsorted(need, b)
+        agree = np.empty(len(a), dtype=np.int64)
+        for i in range(0, len(a), 256):  # small temporaries
+            agree[i:i + 256] = (sig[ia[i:i + 256]] == sig[ib[i:i + 256]]).sum(axis=1)
+        return agree / sig.shape[1]
 
 
-def reduce_buckets(folder: Path, n_bands: int, n_shards: int, min_similarity: float | None) -> tuple[dict[int, int], dict]:
-    """Merge sorted bucket files band by band; return {duplicate gidx: keeper gidx} and stats."""
+def reduce_buckets(folder: Path, n_bands: int, n_shards: int, min_similarity: float | None,
+                   block: int = DEFAULT_BLOCK) -> tuple[dict[int, int], dict]:
+    """Merge sorted bucket files band by band; return {duplicate gidx: keeper gidx} and stats.
+
+    Memory: about ``block`` bucket entries, PAIR_BLOCK candidate pairs and their signatures
+    at a time, a 4 KB chunk per shard, and the union-find over the documents that have a
+    duplicate (the answer); nothing per document otherwise, never a whole shard."""
     uf = UnionFind()
-    sigs = _Signatures(folder) if min_similarity is not None else None
+    sigs = SignatureRows(folder) if min_similarity is not None else None
     candidates = confirmed = 0
+    pending: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def walk() -> None:
+        """Union the pending candidate pairs in order. Similarities do not depend on the
+        union-find, so they are computed for all pending pairs at once (one read per shard);
+        the walk makes the same decisions, in the same order, as a pair-at-a-time merge."""
+        nonlocal candidates, confirmed
+        first = np.concatenate([f for f, _ in pending])
+        other = np.concatenate([o for _, o in pending])
+        pending.clear()
+        if sigs is None:
+            for x, y in zip(first.tolist(), other.tolist()):
+                uf.union(x, y)
+            return
+        for i in range(0, len(first), PAIR_BLOCK):
+            f, o = first[i:i + PAIR_BLOCK], other[i:i + PAIR_BLOCK]
+            for x, y, s in zip(f.tolist(), o.tolist(), sigs.similarity(f, o).tolist()):
+                if uf.find(x) == uf.find(y):
+                    continue  # already joined through another band or pair
+                candidates += 1
+                if s < min_similarity:
+                    continue
+                confirmed += 1
+                uf.union(x, y)
+
     for b in range(n_bands):
-        files = [folder / f"band{b:03d}-{s:05d}.npy" for s in range(n_shards)]
-        merged = heapq.merge(*(_stream(f) for f in files if f.exists()))
-        for _, group in itertools.groupby(merged, key=lambda r: r[0]):
-            first = next(group)[1]
-            for _, other in group:
-                if sigs is not None:
-                    if uf.find(first) == uf.find(other):
-                        continue  # already joined through another band or pair
-                    candidates += 1
-                    if float(np.mean(sigs.get(first) == sigs.get(other))) < min_similarity:
-                        continue
-                    confirmed += 1
-                uf.union(first, other)
+        files = [f for s in range(n_shards) if (f := folder / f"band{b:03d}-{s:05d}.npy").exists()]
+        n_pending = 0
+        for rec in _band_ranges(files, block):
+            first, other = _candidate_pairs(rec)
+            del rec
+            if len(first):
+                pending.append((first, other))
+                n_pending += len(first)
+            if n_pending >= PAIR_BLOCK:  # pairs, too, are held a block at a time
+                walk()
+                n_pending = 0
+        if pending:
+            walk()
     clusters: dict[int, list[int]] = {}
     for x in uf.parent:
         clusters.setdefault(uf.find(x), []).append(x)

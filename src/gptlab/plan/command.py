@@ -4,6 +4,7 @@
     gptlab plan --published opt-175b --goodput 0.45 --usd-per-gpu-hour 2
     gptlab plan --config run.toml --tokens 20B --gpu H100 --gpus 64 --mfu-from bench.json --json
     gptlab plan --list-gpus
+    gptlab plan data --input-tb 10 --recipe default --target-hours 24   (curation: see plan/data.py)
 
 Numeric flags are read here rather than by argparse, so that a bad value is a one-line
 :class:`UserError` naming the flag, like every other user mistake.
@@ -28,6 +29,7 @@ from rich.table import Table
 from gptlab.config import load_config
 from gptlab.errors import UserError
 from gptlab.plan.compute import mfu_from_tflops, parse_count
+from gptlab.plan.data import plan_data, render_data_plan
 from gptlab.plan.gpus import GPUS, Accelerator, find_gpu
 from gptlab.plan.memory import OPTIMIZERS, Settings
 from gptlab.plan.planner import Inputs, Plan, make_plan, render
@@ -39,10 +41,40 @@ DEFAULT_GPUS = 8
 DEFAULT_MFU = 0.4   # a common well-tuned large-run figure (OPT ≈ 47 %, PaLM 46 %, Megatron 41-48 %)
 
 
+class _PlanParser(argparse.ArgumentParser):
+    """`plan` takes free ``key=value`` positionals, so `plan data` cannot be an argparse
+    subcommand (``model.preset=x`` would be read as a command name). Instead a first
+    positional of exactly ``data`` hands the rest of the line to the data planner's parser."""
+
+    data_parser: argparse.ArgumentParser
+
+    def parse_known_args(self, args=None, namespace=None):
+        if args and args[0] == "data":
+            return self.data_parser.parse_known_args(args[1:], namespace)
+        return super().parse_known_args(args, namespace)
+
+
+def add_plan_data_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p.add_argument("--input-tb", required=True, help="document text to curate, in TB (10^12 bytes)")
+    p.add_argument("--recipe", default="default", help="a built-in recipe name or a recipe TOML (default: default)")
+    p.add_argument("--target-hours", default="24", help="wall time to size the cluster for (default 24)")
+    p.add_argument("--throughput", metavar="JSON",
+                   help="per-step figures from bench/data_throughput.py --json (default: the shipped measurement)")
+    p.add_argument("--cores-per-node", default="32", help="CPU cores per Ray node (default 32)")
+    p.add_argument("--efficiency", default="1", help="share of perfect scaling the cluster reaches (default 1)")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.set_defaults(fn=cmd_plan_data)
+    return p
+
+
 def add_plan_parser(sub) -> argparse.ArgumentParser:
-    """Mount `plan` on a subparsers object (``cli.py``: ``add_plan_parser(sub)``)."""
-    p = sub.add_parser("plan", help="memory, FLOPs, days and cost of a training run, before paying for it",
+    """Mount `plan` (and `plan data`) on a subparsers object (``cli.py``: ``add_plan_parser(sub)``)."""
+    p = sub.add_parser("plan", help="memory, FLOPs, days and cost of a training run (or `plan data`: of curation)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.__class__ = _PlanParser  # see _PlanParser: `plan data ...` goes to its own parser
+    p.data_parser = add_plan_data_arguments(argparse.ArgumentParser(
+        prog=f"{p.prog} data", description=_DATA_DOC,
+        formatter_class=argparse.RawDescriptionHelpFormatter))
     p.add_argument("--config", help="TOML config file whose model and train sections are planned")
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="dotted overrides, e.g. model.preset=gpt3-175b model.vocab_size=50257")
@@ -216,6 +248,24 @@ def gpu_table() -> Table:
     for g in GPUS.values():
         t.add_row(g.name, f"{g.peak_bf16 / 1e12:g}", f"{g.memory / 1e9:.0f}", ",".join(map(str, g.tp_sizes)), g.source)
     return t
+
+
+_DATA_DOC = """Core-hours per step of a curation recipe and the Ray cluster for a target wall time,
+from per-step throughput measured by bench/data_throughput.py (a measured default ships).
+
+    gptlab plan data --input-tb 10 --recipe default --target-hours 24
+    gptlab plan data --input-tb 1 --recipe dedup --throughput bench/results/data_throughput.json --json
+"""
+
+
+def cmd_plan_data(args) -> None:
+    plan = plan_data(_number(args.input_tb, "--input-tb"), args.recipe, _number(args.target_hours, "--target-hours"),
+                     args.throughput, int(_number(args.cores_per_node, "--cores-per-node", integer=True)),
+                     _fraction(args.efficiency, "--efficiency"))
+    if args.json:
+        print(json.dumps(plan.to_json(), indent=2))
+    else:
+        render_data_plan(plan, Console(width=None if sys.stdout.isatty() else 160))
 
 
 def cmd_plan(args) -> None:
