@@ -18,6 +18,7 @@ cross-fitted: each training negative is scored by the fold model that did not se
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Literal
@@ -93,11 +94,18 @@ class QualityModel:
             raise FileNotFoundError(f"{folder}: no {MODEL_JSON} (run `gptlab data classifier train`)")
         info = json.loads((folder / MODEL_JSON).read_text())
         cf = None
-        with np.load(folder / MODEL_NPZ, allow_pickle=False) as z:
-            coef, intercept = z["coef"], float(z["intercept"])
-            if "fold_coef" in z:
-                cf = CrossFit(coef=z["fold_coef"], intercept=z["fold_intercept"],
-                              fold_of=dict(zip(map(int, z["fold_ids"]), map(int, z["fold_of"]))))
+        try:
+            with np.load(folder / MODEL_NPZ, allow_pickle=False) as z:
+                coef, intercept = z["coef"], float(z["intercept"])
+                if "fold_coef" in z:
+                    cf = CrossFit(coef=z["fold_coef"], intercept=z["fold_intercept"],
+                                  fold_of=dict(zip(map(int, z["fold_ids"]), map(int, z["fold_of"]))))
+        except (KeyError, ValueError, OSError, zipfile.BadZipFile) as e:
+            # A damaged or foreign file (object arrays are refused: they would unpickle).
+            if isinstance(e, FileNotFoundError):
+                raise
+            raise InputError(f"{folder / MODEL_NPZ}: not a classifier model gptlab can read "
+                             f"({' '.join(str(e).split())}); train one with `gptlab data classifier train`") from None
         return cls(coef=coef, intercept=intercept, n_features=info.pop("n_features"),
                    ngram_max=info.pop("ngram_max"), info=info, cross_fit=cf)
 
