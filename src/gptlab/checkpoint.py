@@ -201,10 +201,18 @@ def latest_valid(folder: str | Path, log=None) -> Path | None:
     return None
 
 
+def read_json(path: str | Path) -> Any:
+    """A checkpoint's JSON file (state.json, config.json); InputError naming it if it does not parse."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise InputError(f"{path}: not valid JSON ({' '.join(str(e).split())[:200]})") from None
+
+
 def load_weights_into(path: str | Path, model: torch.nn.Module) -> dict[str, Any]:
     """Load a checkpoint's weights into ``model`` (a plain module or a DDP wrapper); returns state.json."""
     path = Path(path)
-    state = json.loads((path / "state.json").read_text())
+    state = read_json(path / "state.json")
     target = getattr(model, "module", model)
     target.load_state_dict(load_weights(path / "model.safetensors"), strict=True)
     return state

@@ -242,6 +242,13 @@ class Stage:
             if owner is None and foreign:
                 raise UserError(f"{d}: is not empty and was not made by gptlab ({foreign[0].name}); choose an "
                                 f"empty or new folder (or pass --force to write into it)")
+            # gptlab never makes a symbolic link: one in a stage's folder (say its train/ replaced by a
+            # link elsewhere) would make the stage write, replace or delete files outside the folder.
+            links = [e for e in sorted(d.iterdir()) if e.is_symlink()] if d.is_dir() else []
+            if links:
+                raise UserError(f"{links[0]}: is a symbolic link (to {os.readlink(links[0])}), which gptlab did not "
+                                f"make; the {self.name} stage writes only inside {d} (remove the link, or pass "
+                                f"--force to write through it)")
         self.owned = owner == self.name or (owner is None and not foreign)
         d.mkdir(parents=True, exist_ok=True)
         if owner != self.name:

@@ -67,7 +67,7 @@ TARGETS = ("a foreign folder", ".", "another stage's folder", "its own input")
 
 
 def run(ctx: Context) -> list[Row]:
-    world = World(ctx.work / "world")
+    world = World.shared(ctx)
     extra = _extra_inputs(ctx.work / "inputs", world, random.Random(ctx.seed))
     rows = []
     n = 0

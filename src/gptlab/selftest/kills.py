@@ -28,7 +28,7 @@ SPIKE = ["stability.warmup=8", "stability.window=8", "stability.snapshot_every=5
 
 def run(ctx: Context) -> list[Row]:
     rng = random.Random(ctx.seed)
-    world = World(ctx.work / "world")
+    world = World.shared(ctx)
     rows = _train_rows(ctx, world, rng)
     rows += _curate_rows(ctx, world, rng)
     rows.append(_pack_row(ctx, world, rng))

@@ -176,12 +176,18 @@ def write_corpus(path: Path, n_docs: int) -> Path:
     return path
 
 
+_WORLDS: dict[Path, World] = {}
+
+
 class World:
     """The tiny chain a section attacks, built under ROOT by real commands:
-    corpus.jsonl → curate/ → tokenizer/ → pack/ → train/ (checkpoints every 10 of 40 steps)."""
+    corpus.jsonl → curate/ → tokenizer/ → pack/ → train/ (checkpoints every 10 of 40 steps).
+    Sections only read it (they copy what they damage), so one serves them all: a second
+    build in the same place finds every stage complete. ``took`` holds each command's seconds."""
 
     def __init__(self, root: Path, n_docs: int = 80):
         self.root, self.logs = root, root / "logs"
+        self.took: dict[str, float] = {}
         root.mkdir(parents=True, exist_ok=True)
         self.corpus = write_corpus(root / "corpus.jsonl", n_docs)
         self.curate = self._run(["data", "curate", "--input", self.corpus, "--out", root / "curate",
@@ -193,8 +199,18 @@ class World:
         self.train = self._run(["train", "--data", self.pack, "--out", root / "train", *MODEL, *TRAIN],
                                root / "train")
 
+    @classmethod
+    def shared(cls, ctx) -> World:
+        """The world beside the sections' folders (built once per selftest folder and process)."""
+        root = ctx.work.parent / "world"
+        if root not in _WORLDS:
+            _WORLDS[root] = cls(root)
+        return _WORLDS[root]
+
     def _run(self, argv: list, out: Path) -> Path:
+        t0 = time.monotonic()
         r = gptlab(argv, self.root, self.logs)
+        self.took[out.name] = time.monotonic() - t0
         if r.rc != 0:
             raise RuntimeError(f"selftest: building the tiny chain failed: {r.short()}")
         return out
