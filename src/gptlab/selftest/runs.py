@@ -42,6 +42,11 @@ def _context():
         # Under `python -m gptlab.cli` the server also runs the main module, which runpy then warns
         # is imported already: harmless, and noise in the table's output.
         os.environ["PYTHONWARNINGS"] = "ignore::RuntimeWarning:runpy"
+        # The commands must run this very gptlab (a test puts a checkout's src/ first on sys.path
+        # in-process only; the server is a fresh interpreter).
+        here = str(Path(__file__).resolve().parents[2])
+        os.environ["PYTHONPATH"] = os.pathsep.join([here] + [p for p in os.environ.get("PYTHONPATH", "").split(
+            os.pathsep) if p and p != here])
         _CTX = multiprocessing.get_context("forkserver")
         _CTX.set_forkserver_preload(["gptlab.cli"])
     return _CTX
