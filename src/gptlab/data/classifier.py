@@ -31,7 +31,7 @@ from gptlab.data.documents import Document
 from gptlab.data.readers import discover, read_input
 from gptlab.data.steps import Step, StepParams
 from gptlab.errors import InputError
-from gptlab.manifest import atomic_path, atomic_write_json
+from gptlab.manifest import Stage, atomic_path, atomic_write_json, stage_key
 from gptlab.schema import ConfigError, bounded
 from gptlab.sources.harvest import HarvestStats, harvest_source
 
@@ -385,11 +385,19 @@ def fit_for_run(params: ClassifierParams, sample_docs: Iterable[Document], out_d
 
 
 def train_from_paths(positives: list[str], negatives: list[str], out_dir: str | Path, max_docs: int = 20000,
-                     seed: int = 0) -> dict:
-    """`gptlab data classifier train`: read both sets with the curation readers, train, save."""
-    model = train_quality_model(_read_texts(positives, max_docs), _read_texts(negatives, max_docs), seed=seed)
-    model.info.update({"reference_set": ", ".join(map(str, positives)), "negatives_from": ", ".join(map(str, negatives))})
-    model.save(out_dir)
+                     seed: int = 0, *, force: bool = False) -> dict:
+    """`gptlab data classifier train`: read both sets with the curation readers, train, save.
+    A stage like the others: it refuses a folder it did not make (unless ``force``)."""
+    key = stage_key({"positives": list(map(str, positives)), "negatives": list(map(str, negatives)),
+                     "max_docs": max_docs, "seed": seed})
+    with Stage(out_dir, "classifier", key, force=force) as st:
+        if st.complete:
+            return st.summary
+        model = train_quality_model(_read_texts(positives, max_docs), _read_texts(negatives, max_docs), seed=seed)
+        model.info.update({"reference_set": ", ".join(map(str, positives)),
+                           "negatives_from": ", ".join(map(str, negatives))})
+        model.save(st.dir)
+        st.done([MODEL_JSON, MODEL_NPZ], model.info)
     i = model.info
     log(f"classifier: {i['positives']} positives vs {i['negatives']} negatives; on {i['heldout_docs']} held-out "
         f"docs precision {i['precision']:.3f}, recall {i['recall']:.3f} → {out_dir}")

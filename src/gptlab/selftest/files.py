@@ -101,6 +101,7 @@ def _case(ctx: Context, cmd: Command, target: str, box: Path, world: World, extr
     for name in cmd.inputs:
         src = extra.get(name) or getattr(world, name, None) or world.root
         dst = box / "in" / (src.name if name != "run" else "run")
+        dst.parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if src.is_dir() else shutil.copyfile)(src, dst)
         items[name] = dst
     cwd = box / "cwd"
