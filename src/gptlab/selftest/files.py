@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from gptlab.selftest.runs import Result, World, damaged, gptlab, snapshot, start
@@ -33,7 +33,6 @@ class Command:
     other: str = "curate"               # another stage's folder to point --out at
     timeout: float = 120
     quick: bool = False
-    extra: list[str] = field(default_factory=list)
 
 
 TINY = ["data.max_docs_per_source=3", "data.max_mb_per_source=0.01"]
