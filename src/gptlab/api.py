@@ -1,19 +1,18 @@
 """The Python API: library entry points that the CLI also calls."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
-from gptlab.checkpoint import find_checkpoint, load_weights_into
+from gptlab.checkpoint import find_checkpoint, load_weights_into, read_json
 from gptlab.model import GPT, ModelConfig
 from gptlab.schema import apply, validate
 
 
 def model_config_of(ckpt: str | Path) -> ModelConfig:
     """The model section of a checkpoint's saved config (the rest belongs to training)."""
-    cfg = json.loads((Path(ckpt) / "config.json").read_text())
+    cfg = read_json(Path(ckpt) / "config.json")
     mcfg = apply(ModelConfig(), cfg.get("model", {}), prefix="model.")
     validate(mcfg, prefix="model.")
     return mcfg

@@ -20,6 +20,7 @@ from safetensors.torch import load_file, save_file
 
 from gptlab.console import log as console_log
 from gptlab.errors import InputError
+from gptlab.faultpoint import kill_point
 from gptlab.manifest import atomic_write_json, honour_umask, verify, write_manifest
 
 PREFIX = "step-"
@@ -92,6 +93,14 @@ def save_sorted(tensors: dict[str, torch.Tensor], path: str | Path, metadata: di
         f.write(new + b" " * (n - len(new)))   # the format pads its header with spaces
 
 
+def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """``load_file``, with a file that does not parse as safetensors an InputError naming it."""
+    try:
+        return load_file(str(path))
+    except (SafetensorError, ValueError) as e:
+        raise InputError(f"{path}: not a readable safetensors file ({' '.join(str(e).split())})") from None
+
+
 def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
     """The tensors of a safetensors file, tied names restored; InputError if it does not parse."""
     try:
@@ -141,6 +150,7 @@ def save_checkpoint(folder: str | Path, step: int, model_sd: dict[str, torch.Ten
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     save_weights(model_sd, tmp / "model.safetensors", aliases)
+    kill_point("checkpoint-weights")
     outputs = ["model.safetensors", "state.json", "config.json", "rng.safetensors"]
     state: dict[str, Any] = {"step": step, **(extra or {})}
     rng = {"torch": torch.get_rng_state()}
@@ -158,9 +168,11 @@ def save_checkpoint(folder: str | Path, step: int, model_sd: dict[str, torch.Ten
         shutil.copyfile(tokenizer_file, tmp / "tokenizer.json")
         outputs.append("tokenizer.json")
     write_manifest(tmp, stage="checkpoint", key=str(step), outputs=outputs)
+    kill_point("checkpoint-manifest")
     if final.exists():
         shutil.rmtree(final)
     tmp.rename(final)
+    kill_point("checkpoint-renamed")
     if keep is not None:
         prune(folder, keep)
     return final
@@ -189,10 +201,18 @@ def latest_valid(folder: str | Path, log=None) -> Path | None:
     return None
 
 
+def read_json(path: str | Path) -> Any:
+    """A checkpoint's JSON file (state.json, config.json); InputError naming it if it does not parse."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise InputError(f"{path}: not valid JSON ({' '.join(str(e).split())[:200]})") from None
+
+
 def load_weights_into(path: str | Path, model: torch.nn.Module) -> dict[str, Any]:
     """Load a checkpoint's weights into ``model`` (a plain module or a DDP wrapper); returns state.json."""
     path = Path(path)
-    state = json.loads((path / "state.json").read_text())
+    state = read_json(path / "state.json")
     target = getattr(model, "module", model)
     target.load_state_dict(load_weights(path / "model.safetensors"), strict=True)
     return state
@@ -202,7 +222,7 @@ def restore_rng(path: str | Path) -> None:
     """Restore the torch (and CUDA) RNG state saved beside a checkpoint, when there is one."""
     path = Path(path)
     if (path / "rng.safetensors").exists():
-        rng = load_file(str(path / "rng.safetensors"))
+        rng = load_tensors(path / "rng.safetensors")
         torch.set_rng_state(rng["torch"])
         if "cuda" in rng and torch.cuda.is_available():
             torch.cuda.set_rng_state(rng["cuda"])

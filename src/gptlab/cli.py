@@ -72,7 +72,8 @@ def cmd_curate(args) -> None:
 
 
 def cmd_classifier_train(args) -> None:
-    train_from_paths(args.positives, args.negatives, args.out, max_docs=args.max_docs, seed=args.seed)
+    train_from_paths(args.positives, args.negatives, args.out, max_docs=args.max_docs, seed=args.seed,
+                     force=args.force)
 
 
 def cmd_pack(args) -> None:
@@ -158,6 +159,8 @@ def cmd_advise(args) -> None:
                         finetune_steps=args.finetune_steps, device=args.device, hybrid=args.hybrid,
                         force=args.force)
     else:
+        if args.out and args.answers and os.path.exists(args.out) and os.path.samefile(args.out, args.answers):
+            raise UserError(f"--out {args.out}: is the --answers file; name another file for the advice")
         advise_command(args.answers, answers_from_args(args), args.interactive, args.json, args.out, args.flow)
 
 
@@ -273,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--max-docs", type=int, default=20000, help="per class")
     p.add_argument("--seed", type=int, default=0)
+    _add_force(p)
     p.set_defaults(fn=cmd_classifier_train)
     p = data.add_parser("pack", help="tokenize and pack the training split")
     p.add_argument("--input", required=True, help="a curate folder")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import errno
 import json
 import os
 import tempfile
@@ -64,6 +65,8 @@ def honour_umask(path: str | Path) -> None:
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temp path beside ``path``; on success fsync and rename it into place."""
     path = Path(path)
+    if path.is_dir():   # `--out .` for a file: say so, rather than fail renaming onto a folder
+        raise IsADirectoryError(errno.EISDIR, "is a folder; name a file to write", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     # mkstemp makes the file 0600; the output gets the mode any new file would (0644 under umask 022).
@@ -93,11 +96,14 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
 
 
 def read_manifest(stage_dir: str | Path) -> dict[str, Any] | None:
+    """The stage's manifest, or None when there is none or it is not one (garbage bytes, not JSON,
+    not an object): such a stage is simply not complete, never a crash."""
     p = Path(stage_dir) / MANIFEST
     try:
-        return json.loads(p.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        m = json.loads(p.read_text(encoding="utf-8"))
+    except (FileNotFoundError, NotADirectoryError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return None
+    return m if isinstance(m, dict) else None
 
 
 def write_manifest(stage_dir: str | Path, *, stage: str, key: str, outputs: list[str],
@@ -119,12 +125,16 @@ def verify(stage_dir: str | Path, key: str | None = None) -> tuple[bool, str]:
     stage_dir = Path(stage_dir)
     m = read_manifest(stage_dir)
     if m is None:
-        return False, "no manifest"
+        return False, "unreadable manifest" if (stage_dir / MANIFEST).exists() else "no manifest"
     if not m.get("complete"):
         return False, "manifest not marked complete"
     if key is not None and m.get("key") != key:
         return False, "inputs or config changed"
-    for rel, info in m.get("outputs", {}).items():
+    outputs = m.get("outputs", {})
+    if not isinstance(outputs, dict) or not all(isinstance(i, dict) and "bytes" in i and "checksum" in i
+                                                for i in outputs.values()):
+        return False, "unreadable manifest"
+    for rel, info in outputs.items():
         p = stage_dir / rel
         if not p.exists():
             return False, f"missing output {rel}"
@@ -179,11 +189,16 @@ def owner_of(folder: str | Path) -> str | None:
     return None
 
 
+def _marker_temp(e: Path) -> bool:
+    """The marker's own temporary file (atomic_path's name for it), left by a kill before its rename."""
+    return e.name.startswith(f".{MARKER}.") and e.name.endswith(".tmp") and e.is_file() and not e.is_symlink()
+
+
 def _foreign(d: Path) -> list[Path]:
     """Entries of ``d`` that no gptlab stage wrote. A nested stage folder (eval keeps its
     tasks in ``tasks/``) is gptlab's; a run folder is not a stage's to write into."""
     return [e for e in sorted(d.iterdir())
-            if e.name != MARKER and not (e.is_dir() and owner_of(e) not in (None, RUN))]
+            if e.name != MARKER and not _marker_temp(e) and not (e.is_dir() and owner_of(e) not in (None, RUN))]
 
 
 class Stage:
@@ -242,8 +257,18 @@ class Stage:
             if owner is None and foreign:
                 raise UserError(f"{d}: is not empty and was not made by gptlab ({foreign[0].name}); choose an "
                                 f"empty or new folder (or pass --force to write into it)")
+            # gptlab never makes a symbolic link: one in a stage's folder (say its train/ replaced by a
+            # link elsewhere) would make the stage write, replace or delete files outside the folder.
+            links = [e for e in sorted(d.iterdir()) if e.is_symlink()] if d.is_dir() else []
+            if links:
+                raise UserError(f"{links[0]}: is a symbolic link (to {os.readlink(links[0])}), which gptlab did not "
+                                f"make; the {self.name} stage writes only inside {d} (remove the link, or pass "
+                                f"--force to write through it)")
         self.owned = owner == self.name or (owner is None and not foreign)
         d.mkdir(parents=True, exist_ok=True)
+        for e in d.iterdir():
+            if _marker_temp(e):
+                e.unlink()
         if owner != self.name:
             atomic_write(d / MARKER, self.name + "\n")
 

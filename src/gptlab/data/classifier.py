@@ -18,6 +18,7 @@ cross-fitted: each training negative is scored by the fold model that did not se
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Literal
@@ -30,7 +31,7 @@ from gptlab.data.documents import Document
 from gptlab.data.readers import discover, read_input
 from gptlab.data.steps import Step, StepParams
 from gptlab.errors import InputError
-from gptlab.manifest import atomic_path, atomic_write_json
+from gptlab.manifest import Stage, atomic_path, atomic_write_json, stage_key
 from gptlab.schema import ConfigError, bounded
 from gptlab.sources.harvest import HarvestStats, harvest_source
 
@@ -93,11 +94,18 @@ class QualityModel:
             raise FileNotFoundError(f"{folder}: no {MODEL_JSON} (run `gptlab data classifier train`)")
         info = json.loads((folder / MODEL_JSON).read_text())
         cf = None
-        with np.load(folder / MODEL_NPZ, allow_pickle=False) as z:
-            coef, intercept = z["coef"], float(z["intercept"])
-            if "fold_coef" in z:
-                cf = CrossFit(coef=z["fold_coef"], intercept=z["fold_intercept"],
-                              fold_of=dict(zip(map(int, z["fold_ids"]), map(int, z["fold_of"]))))
+        try:
+            with np.load(folder / MODEL_NPZ, allow_pickle=False) as z:
+                coef, intercept = z["coef"], float(z["intercept"])
+                if "fold_coef" in z:
+                    cf = CrossFit(coef=z["fold_coef"], intercept=z["fold_intercept"],
+                                  fold_of=dict(zip(map(int, z["fold_ids"]), map(int, z["fold_of"]))))
+        except (KeyError, ValueError, OSError, zipfile.BadZipFile) as e:
+            # A damaged or foreign file (object arrays are refused: they would unpickle).
+            if isinstance(e, FileNotFoundError):
+                raise
+            raise InputError(f"{folder / MODEL_NPZ}: not a classifier model gptlab can read "
+                             f"({' '.join(str(e).split())}); train one with `gptlab data classifier train`") from None
         return cls(coef=coef, intercept=intercept, n_features=info.pop("n_features"),
                    ngram_max=info.pop("ngram_max"), info=info, cross_fit=cf)
 
@@ -377,11 +385,19 @@ def fit_for_run(params: ClassifierParams, sample_docs: Iterable[Document], out_d
 
 
 def train_from_paths(positives: list[str], negatives: list[str], out_dir: str | Path, max_docs: int = 20000,
-                     seed: int = 0) -> dict:
-    """`gptlab data classifier train`: read both sets with the curation readers, train, save."""
-    model = train_quality_model(_read_texts(positives, max_docs), _read_texts(negatives, max_docs), seed=seed)
-    model.info.update({"reference_set": ", ".join(map(str, positives)), "negatives_from": ", ".join(map(str, negatives))})
-    model.save(out_dir)
+                     seed: int = 0, *, force: bool = False) -> dict:
+    """`gptlab data classifier train`: read both sets with the curation readers, train, save.
+    A stage like the others: it refuses a folder it did not make (unless ``force``)."""
+    key = stage_key({"positives": list(map(str, positives)), "negatives": list(map(str, negatives)),
+                     "max_docs": max_docs, "seed": seed})
+    with Stage(out_dir, "classifier", key, force=force) as st:
+        if st.complete:
+            return st.summary
+        model = train_quality_model(_read_texts(positives, max_docs), _read_texts(negatives, max_docs), seed=seed)
+        model.info.update({"reference_set": ", ".join(map(str, positives)),
+                           "negatives_from": ", ".join(map(str, negatives))})
+        model.save(st.dir)
+        st.done([MODEL_JSON, MODEL_NPZ], model.info)
     i = model.info
     log(f"classifier: {i['positives']} positives vs {i['negatives']} negatives; on {i['heldout_docs']} held-out "
         f"docs precision {i['precision']:.3f}, recall {i['recall']:.3f} → {out_dir}")

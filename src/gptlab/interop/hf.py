@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 
 from gptlab.api import load_model
 from gptlab.checkpoint import save_weights, tied_aliases
@@ -222,7 +223,7 @@ def import_hf(hf_dir: str | Path, out: str | Path, block_size: int | None = None
     try:
         hf = getattr(tf, arch).from_pretrained(str(hf_dir), dtype=torch.float32, local_files_only=True,
                                                use_safetensors=True)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, SafetensorError) as e:   # SafetensorError: a file that is not safetensors
         raise InputError(f"{hf_dir}: transformers cannot load it ({' '.join(str(e).split())[:300]})") from None
     model = from_hf_model(hf, block_size)
     tmp = _fresh_tmp(out)

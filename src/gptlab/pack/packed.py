@@ -46,4 +46,11 @@ class PackedData:
         return out
 
     def unigram_counts(self) -> np.ndarray:
-        return np.load(self.folder / "unigram.npy", allow_pickle=False)
+        path = self.folder / "unigram.npy"
+        try:
+            return np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as e:      # ValueError: not an array file, or object arrays (pickles)
+            if isinstance(e, FileNotFoundError):
+                raise
+            raise InputError(f"{path}: not unigram counts gptlab wrote ({' '.join(str(e).split())}); "
+                             "rerun `gptlab data pack`") from None

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from gptlab.errors import UserError
 from gptlab.manifest import atomic_write, read_manifest
 from gptlab.report.coverage import HELM_METRICS, scenario_coverage
 from gptlab.report.plots import eval_chart, funnel_chart, loss_curve
@@ -223,6 +224,8 @@ def _config_section(run: Path) -> str:
 def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     run = Path(run_dir)
     out = Path(out) if out else run / "report.html"
+    if out.is_dir():   # figures/ would land beside the user's files, and the page cannot replace a folder
+        raise UserError(f"--out {out}: is a folder; name the page to write, e.g. {out / 'report.html'}")
     figs = out.parent / "figures"
     figs.mkdir(parents=True, exist_ok=True)
     body = "\n".join(s for s in (_funnel_section(run, figs), _train_section(run, figs),

@@ -35,7 +35,10 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
         p = p / TOKENIZER_FILE
     if not p.exists():
         raise FileNotFoundError(f"{p}: no tokenizer here (run `gptlab tokenizer train`)")
-    return Tokenizer.from_file(str(p))
+    try:
+        return Tokenizer.from_file(str(p))
+    except Exception as e:  # noqa: BLE001  (the tokenizers library raises a bare Exception for a bad file)
+        raise InputError(f"{p}: not a readable tokenizer file ({' '.join(str(e).split())[:200]})") from None
 
 
 def eos_id(tok: Tokenizer) -> int:

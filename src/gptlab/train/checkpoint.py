@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 
 from gptlab.checkpoint import (
     _unflatten_optimizer,
+    load_tensors,
     load_weights,
     load_weights_into,
     restore_rng,
@@ -44,7 +44,7 @@ def load_checkpoint(path: str | Path, model: torch.nn.Module, opt: torch.optim.O
     else:
         state = json.loads((path / "state.json").read_text())
         model_sd = load_weights(path / "model.safetensors")
-        optim_sd = (_unflatten_optimizer(load_file(str(path / "optimizer.safetensors")), state["optimizer"])
+        optim_sd = (_unflatten_optimizer(load_tensors(path / "optimizer.safetensors"), state["optimizer"])
                     if "optimizer" in state else None)
         if optim_sd is None:
             getattr(model, "module", model).load_state_dict(model_sd, strict=True)

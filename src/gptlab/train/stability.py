@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 
-from gptlab.checkpoint import _unflatten_optimizer, list_checkpoints, load_weights
+from gptlab.checkpoint import _unflatten_optimizer, list_checkpoints, load_tensors, load_weights
+from gptlab.faultpoint import kill_point
 from gptlab.manifest import verify
 from gptlab.train.distributed import full_state, load_full_state
 from gptlab.train.hooks import ORDER_GUARD, CheckpointHook, EvalHook, Hook
@@ -161,9 +161,9 @@ class StabilityGuard(Hook):
         for ck in reversed(list_checkpoints(self.checkpoint_dir) if self.checkpoint_dir else []):
             st = json.loads((ck / "state.json").read_text())
             if st["step"] <= wanted and verify(ck)[0]:
-                rng = load_file(str(ck / "rng.safetensors"))["torch"]
+                rng = load_tensors(ck / "rng.safetensors")["torch"]
                 return {"step": st["step"], "model": load_weights(ck / "model.safetensors"),
-                        "optim": _unflatten_optimizer(load_file(str(ck / "optimizer.safetensors")), st["optimizer"]),
+                        "optim": _unflatten_optimizer(load_tensors(ck / "optimizer.safetensors"), st["optimizer"]),
                         "rng": rng, "scaler": st.get("scaler"), "windows": None, "source": ck.name}
         return None
 
@@ -203,6 +203,7 @@ class StabilityGuard(Hook):
             self.events.write({"event": "no-rollback-target", "step": step})
             return
         self._restore(state, target)
+        kill_point("rollback")
         to_step = target["step"]
         # The skipped window: skip_batches batches starting skip_lead batches before the onset
         # (by default right at the rollback point, as PaLM did).
