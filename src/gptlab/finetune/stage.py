@@ -126,28 +126,27 @@ def _pairs(fcfg: FinetuneConfig, template: Template, train: list[Row], valid: li
     return pairs, [list(range(len(pairs)))], [1.0], vpairs, None
 
 
-def _check_same_run(out: Path, key: str, restart: bool) -> None:
-    """Resuming is the default, so another fine-tune's folder is refused, not overwritten."""
-    if restart:
-        return
+def _other_run(out: Path, key: str) -> bool:
+    """Whether ``out`` holds a fine-tune (finished or interrupted) of other settings or inputs."""
     m = read_manifest(out)
     other = m is not None and m.get("stage") == STAGE and m.get("key") != key
     ck = latest_valid(out / "work" / "checkpoints")
     if ck is not None:
         other = other or json.loads((ck / "state.json").read_text()).get("config_key") != key
-    if other:
-        raise UserError(f"{out}: holds a fine-tune with other settings or inputs; rerun that command to resume "
-                        f"it, pass --restart to start over, or choose a new --out")
+    return other
 
 
 def run_finetune(fcfg: FinetuneConfig, model_path: str | Path, train_path: str | Path, out_dir: str | Path,
                  valid_path: str | Path | None = None, *, force: bool = False, restart: bool = False,
-                 on_step: Callable[[int], None] | None = None) -> dict[str, Any]:
+                 replace_other: bool = False, on_step: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Fine-tune ``model_path`` on ``train_path`` (JSONL, see gptlab.finetune.data) into ``out_dir``.
 
     Returns the summary, whose ``checkpoint`` is the saved model's folder (absolute path).
-    ``restart`` drops an interrupted run's work instead of resuming it; ``on_step(step)`` is
-    called after every optimizer step (tests interrupt a run with it)."""
+    Resuming is the default, so a folder holding a fine-tune of other settings or inputs is
+    refused (as `gptlab train` refuses another run's folder), unless ``restart`` (start over:
+    an interrupted run's work is dropped) or ``replace_other`` (start over only when the folder
+    holds another run; the bake-off's own folder). ``on_step(step)`` is called after every
+    optimizer step (tests interrupt a run with it)."""
     validate(fcfg, prefix="finetune.")
     if fcfg.template and fcfg.task == "instructions":
         raise UserError("--template: instruction tuning renders each task through its own built-in templates; "
@@ -158,7 +157,11 @@ def run_finetune(fcfg: FinetuneConfig, model_path: str | Path, train_path: str |
     model_path, out = Path(model_path), Path(out_dir)
     files = [Path(train_path), *([Path(valid_path)] if valid_path else []), *base_files(model_path)]
     key = stage_key({"finetune": section_dict(fcfg), "base": str(model_path)}, files=files)
-    _check_same_run(out, key, restart)
+    if _other_run(out, key):
+        if not (restart or replace_other):
+            raise UserError(f"{out}: holds a fine-tune with other settings or inputs; rerun that command to "
+                            f"resume it, pass --restart to start over, or choose a new --out")
+        restart = True
     with Stage(out, STAGE, key, force=force) as st:
         if st.complete:
             return st.summary
