@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from gptlab.advise.labelled import read_examples
+from gptlab.advise.lm import load_lm
 from gptlab.api import load_model
 from gptlab.checkpoint import find_checkpoint, load_weights
 from gptlab.cli import main
@@ -174,3 +175,23 @@ def test_a_foreign_or_other_runs_folder_is_refused(untrained_checkpoint_dir, tmp
     assert main([*argv, "--out", str(foreign), "--lr", "1e-2"]) == 2
     assert "--restart" in capsys.readouterr().err
     assert main([*argv, "--out", str(foreign), "--lr", "1e-2", "--restart"]) == 0
+
+
+def test_a_hugging_face_architecture_gptlab_cannot_represent_is_trained_with_transformers(tokenizer_dir, tmp_path):
+    from transformers import GPTNeoConfig, GPTNeoForCausalLM, PreTrainedTokenizerFast  # noqa: PLC0415  (optional extra (transformers), seconds to import)
+
+    hf_dir = tmp_path / "neo"
+    tok = PreTrainedTokenizerFast(tokenizer_file=str(tokenizer_dir / "tokenizer.json"),
+                                  eos_token="<|endoftext|>", bos_token="<|endoftext|>")
+    torch.manual_seed(0)
+    cfg = GPTNeoConfig(vocab_size=tok.vocab_size, max_position_embeddings=64, hidden_size=32, num_layers=2,
+                       num_heads=2, attention_types=[[["global"], 2]], bos_token_id=tok.eos_token_id,
+                       eos_token_id=tok.eos_token_id)
+    GPTNeoForCausalLM(cfg).save_pretrained(hf_dir)
+    tok.save_pretrained(hf_dir)
+    s = run_finetune(_cfg(max_steps=16), hf_dir, _pairs(tmp_path), tmp_path / "out")
+    folder = Path(s["checkpoint"])
+    assert s["format"] == "hf" and folder == (tmp_path / "out" / "model").resolve() and verify(tmp_path / "out")[0]
+    assert load_meta(folder)["template"]["prompt"] == "Input: {input}\nOutput:"
+    lm = load_lm(folder)
+    assert lm.kind == "hf" and s["final_loss"] < s["first_loss"]
