@@ -18,6 +18,7 @@ def test_domain_bakeoff_on_the_embedded_corpus_writes_a_report(domain_set, train
     out = tmp_path / "bakeoff"
     argv = ["advise", "bakeoff", "--train", str(train), "--test", str(test), "--task", "classification",
             "--model", str(trained_checkpoint), "--out", str(out), "--shots", "2", "--latency-ms", "5000", "--hybrid",
+            "--finetune-steps", "30",
             "--json"]
     assert main(argv) == 0
     report = json.loads(capsys.readouterr().out)
@@ -66,7 +67,7 @@ def test_bakeoff_with_a_local_hf_model_folder_and_a_separate_small_model(domain_
     train, test = domain_set
     few = tmp_path / "test.jsonl"
     write_examples(few, read_examples(test, "classification")[:8], "classification")
-    report = run_bakeoff(train, few, BakeoffSettings(shots=1, max_chars=120, device="auto"),
+    report = run_bakeoff(train, few, BakeoffSettings(shots=1, max_chars=120, device="auto", finetune_steps=10),
                          model_path=hf_model_dir, small_model_path=trained_checkpoint)
     arms = {a["name"]: a for a in report["arms"]}
     assert list(arms) == ["prompt-k-shot", "finetune-lm", "probe-ngrams", "probe-hidden"] and report["n_test"] == 8

@@ -3,7 +3,7 @@ returns an arm record from :func:`gptlab.advise.metrics.arm_result`.
 
 classification: ``prompt_classify`` (k-shot, labels scored as continuations), ``probe_ngrams``
 and ``probe_hidden`` (logistic regression on n-gram or LM features), ``hybrid_classify``
-(the n-gram probe trained on the prompted LM's labels).
+(the small model fine-tuned on the prompted LM's labels).
 generation: ``prompt_generate`` (k-shot greedy decoding), ``finetune_generate`` (`gptlab finetune`,
 then decoding), ``hybrid_generate`` (the LM writes the training outputs, with rationales when
 its demonstrations have them, and the small model is fine-tuned on them).
@@ -87,28 +87,35 @@ def probe_ngrams(train: list[Example], test: list[Example], s: BakeoffSettings) 
                       [e.y for e in test], preds, time.perf_counter() - t0, s, train_seconds=train_seconds)
 
 
-def hybrid_classify(lm, train: list[Example], test: list[Example], s: BakeoffSettings) -> dict[str, Any]:
-    """The hybrid road: the prompted LM labels the training texts (their gold labels unused,
-    except for the k demonstrations it is shown), and the n-gram probe learns from its labels."""
+def hybrid_classify(lm, small_path, train: list[Example], test: list[Example], s: BakeoffSettings,
+                    folder: Path) -> dict[str, Any]:
+    """The hybrid road: the prompted LM labels the training texts offline (their gold labels
+    unused, except for the k demonstrations it is shown), and the small model is fine-tuned by
+    `gptlab finetune` on its labels."""
     labels = sorted({e.y for e in train})
     demos = demonstrations(train, s.shots, s.seed)
     pool = [e for e in train if e not in demos]
     t0 = time.perf_counter()
     llm_labels, _, tokens = _prompt_predict(lm, demos, labels, [e.x for e in pool], s, "bake-off: LLM labels")
     relabelled = demos + [Example(e.x, y) for e, y in zip(pool, llm_labels)]
-    # If the LM gave every text one label, that label is all a model could learn from it.
-    probe = _ngram_probe(relabelled, s) if len({e.y for e in relabelled}) > 1 else None
-    train_seconds = time.perf_counter() - t0
-    texts = [clip(e.x, s.max_chars) for e in test]
-    t0 = time.perf_counter()
-    preds = list(probe.predict(texts)) if probe is not None else [relabelled[0].y] * len(texts)
+    label_seconds = time.perf_counter() - t0
     agreement = float(np.mean([a == e.y for a, e in zip(llm_labels, pool)])) if pool else 0.0
     labelling_usd = len(pool) * tokens / 1000 * s.usd_per_1k_tokens
-    return arm_result("hybrid-llm-labels", "hybrid", f"n-gram probe trained on {len(pool)} labels from "
-                      f"{s.shots}-shot prompting of {lm.path}", [e.y for e in test], preds,
-                      time.perf_counter() - t0, s, train_seconds=train_seconds,
-                      extra={"llm_label_agreement": agreement,
-                             "usd_training": round(train_seconds / 3600 * s.usd_per_hour + labelling_usd, 6)})
+    extra: dict[str, Any] = {"llm_label_agreement": agreement}
+    if len({e.y for e in relabelled}) > 1:
+        summary = _finetune(small_path, relabelled, s, folder)
+        small, template = _saved(summary, s.device)
+        preds, seconds = _score_labels(small, template, summary["labels"], test, s, "bake-off: hybrid")
+        train_seconds = label_seconds + summary["seconds"]
+        extra.update(_extra(summary))
+        method = f"; saved at {summary['checkpoint']}"
+    else:   # the LM gave every text one label: that label is all a model could learn from it
+        preds, seconds, train_seconds, method = [relabelled[0].y] * len(test), 0.0, label_seconds, \
+            " (the LM gave every text one label: nothing to fine-tune on)"
+    extra["usd_training"] = round(train_seconds / 3600 * s.usd_per_hour + labelling_usd, 6)
+    return arm_result("hybrid-llm-labels", "hybrid", f"{small_path} fine-tuned by `gptlab finetune` on {len(pool)} "
+                      f"labels from {s.shots}-shot prompting of {lm.path}{method}", [e.y for e in test], preds,
+                      seconds, s, train_seconds=train_seconds, extra=extra)
 
 
 def probe_hidden(lm, train: list[Example], test: list[Example], s: BakeoffSettings) -> dict[str, Any]:
@@ -170,20 +177,25 @@ def _extra(summary: dict[str, Any]) -> dict[str, Any]:
             "best_step": summary["best_step"], "stopped_early": summary["stopped_early"]}
 
 
+def _score_labels(lm, template, labels: list[str], test: list[Example], s: BakeoffSettings,
+                  label: str) -> tuple[list[str], float]:
+    """Each label scored as the continuation of the saved template; the likeliest is the prediction."""
+    prompts = [render_prompt(template, FtRow(e.x, ""), s.max_chars) for e in test]
+    requests = [(p, " " + lab) for p in prompts for lab in labels]
+    t0 = time.perf_counter()
+    with progress_task(label, len(requests)) as advance:
+        scores = loglikelihood(lm.model, lm.tokenizer, requests, batch_size=s.batch_size, progress=advance)
+    seconds = time.perf_counter() - t0
+    return [labels[pick_choice(scores[i * len(labels):(i + 1) * len(labels)])] for i in range(len(test))], seconds
+
+
 def finetune_classify(small_path, train: list[Example], test: list[Example], s: BakeoffSettings,
                       folder: Path) -> dict[str, Any]:
     """The real fine-tuned arm: `gptlab finetune --task classification` (the loss on the label
     tokens), then each label scored after the saved template by the saved model."""
     summary = _finetune(small_path, train, s, folder)
     lm, template = _saved(summary, s.device)
-    labels = summary["labels"]
-    prompts = [render_prompt(template, FtRow(e.x, ""), s.max_chars) for e in test]
-    requests = [(p, " " + lab) for p in prompts for lab in labels]
-    t0 = time.perf_counter()
-    with progress_task("bake-off: fine-tuned", len(requests)) as advance:
-        scores = loglikelihood(lm.model, lm.tokenizer, requests, batch_size=s.batch_size, progress=advance)
-    seconds = time.perf_counter() - t0
-    preds = [labels[pick_choice(scores[i * len(labels):(i + 1) * len(labels)])] for i in range(len(test))]
+    preds, seconds = _score_labels(lm, template, summary["labels"], test, s, "bake-off: fine-tuned")
     return arm_result("finetune-lm", "finetune", f"{small_path} fine-tuned by `gptlab finetune` for {summary['steps']} "
                       f"steps (best validation step {summary['best_step']}), labels scored as continuations; "
                       f"saved at {summary['checkpoint']}", [e.y for e in test], preds, seconds, s,

@@ -12,7 +12,8 @@ classification
     1-2-gram TF-IDF features; needs no LM.
   * ``probe-hidden`` (cheap baseline, family ``probe``): logistic regression on the small
     model's mean-pooled final hidden states.
-  * ``hybrid-llm-labels`` (``--hybrid``): the n-gram probe trained on the prompted LM's labels.
+  * ``hybrid-llm-labels`` (``--hybrid``): the prompted LM labels the training texts offline, and the
+    small model is fine-tuned by `gptlab finetune` on its labels.
 generation
   * ``prompt-k-shot``: greedy decoding after k demonstrations.
   * ``finetune-lm``: the small model fine-tuned by `gptlab finetune` on the pairs (and their
@@ -223,7 +224,7 @@ def _bakeoff(train: list, test: list, train_path, test_path, s: BakeoffSettings,
         if small is not None:
             arms.append(probe_hidden(small, train, test, s))
         if lm is not None and s.hybrid:
-            arms.append(hybrid_classify(lm, train, test, s))
+            arms.append(hybrid_classify(lm, small_path, train, test, s, models_dir / "hybrid"))
     else:
         if lm is None:
             raise ConfigError("--task generation needs --model (the LM to prompt and to fine-tune)")
