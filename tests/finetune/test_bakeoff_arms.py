@@ -1,6 +1,8 @@
 """The bake-off's hybrid road for generation: the labelling LM's outputs (and rationales) train the small model."""
 from __future__ import annotations
 
+import pytest
+
 from gptlab.advise import arms
 from gptlab.advise.bakeoff import BakeoffSettings, run_bakeoff
 from gptlab.advise.labelled import Example, read_examples, write_examples
@@ -9,6 +11,7 @@ from gptlab.manifest import verify
 WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"]
 
 
+@pytest.mark.slow
 def test_hybrid_generation_distils_the_labelling_models_rationales(untrained_checkpoint_dir, tmp_path, monkeypatch):
     real = arms.greedy_generate
     labelled = []
