@@ -172,15 +172,19 @@ def run_finetune(fcfg: FinetuneConfig, model_path: str | Path, train_path: str |
         work = out / "work"
         if restart and work.exists():
             shutil.rmtree(work)
-        return _finetune(st, fcfg, template, model_path, train_rows, valid_rows, key, files, on_step)
+        threads = torch.get_num_threads()
+        if fcfg.threads:
+            torch.set_num_threads(fcfg.threads)
+        try:
+            return _finetune(st, fcfg, template, model_path, train_rows, valid_rows, key, files, on_step)
+        finally:
+            torch.set_num_threads(threads)      # the caller's thread count, whatever happened
 
 
 def _finetune(st: Stage, fcfg: FinetuneConfig, template: Template, model_path: Path, train_rows: list[Row],
               valid_rows: list[Row] | None, key: str, files: list[Path], on_step) -> dict[str, Any]:
     out, work = st.dir, st.dir / "work"
     t0 = time.perf_counter()
-    if fcfg.threads:
-        torch.set_num_threads(fcfg.threads)
     device = resolve_device(fcfg.device, key="--device")
     precision = resolve_precision(fcfg.precision, device)
     if warning := slow_precision_warning(precision, device):
