@@ -15,9 +15,11 @@ from gptlab.api import load_model
 from gptlab.checkpoint import find_checkpoint, load_weights
 from gptlab.cli import main
 from gptlab.finetune.config import FinetuneConfig
+from gptlab.finetune.loop import encode_pairs
 from gptlab.finetune.stage import run_finetune
 from gptlab.finetune.templates import CLASSIFICATION, load_meta
 from gptlab.manifest import verify
+from gptlab.tokenizer import load_tokenizer
 
 FAST = ["--threads", "1", "--device", "cpu", "--batch-size", "8"]
 
@@ -195,3 +197,14 @@ def test_a_hugging_face_architecture_gptlab_cannot_represent_is_trained_with_tra
     assert load_meta(folder)["template"]["prompt"] == "Input: {input}\nOutput:"
     lm = load_lm(folder)
     assert lm.kind == "hf" and s["final_loss"] < s["first_loss"]
+
+
+def test_a_long_prompt_ends_at_the_same_position_whatever_its_label(untrained_checkpoint_dir):
+    """Cutting whole sequences from the left would put each label's first token at a position
+    set by the label's length: a model with learned positions then learns the position."""
+    tok = load_tokenizer(find_checkpoint(untrained_checkpoint_dir))
+    prompt = CLASSIFICATION.prompt.format(input="word " * 200)
+    labels = ["man", "changelog", "bible"]
+    seqs = encode_pairs(tok, [(prompt, " " + lab) for lab in labels], 64)
+    assert seqs.reserve == max(seqs.n_target) > 1 and len({len(s) - n for s, n in zip(seqs.ids, seqs.n_target)}) == 1
+    assert all(len(s) <= 65 for s in seqs.ids)

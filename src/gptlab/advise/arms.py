@@ -28,6 +28,7 @@ from gptlab.console import progress_task, track
 from gptlab.eval.scoring import encode, loglikelihood, pick_choice
 from gptlab.finetune.config import FinetuneConfig
 from gptlab.finetune.data import Row as FtRow
+from gptlab.finetune.loop import label_scores
 from gptlab.finetune.stage import run_finetune
 from gptlab.finetune.templates import ANSWER_CUE, extract_answer, load_meta, render_prompt, template_of
 
@@ -179,14 +180,15 @@ def _extra(summary: dict[str, Any]) -> dict[str, Any]:
 
 def _score_labels(lm, template, labels: list[str], test: list[Example], s: BakeoffSettings,
                   label: str) -> tuple[list[str], float]:
-    """Each label scored as the continuation of the saved template; the likeliest is the prediction."""
+    """Each label scored as the continuation of the saved template, the prompt cut as in
+    fine-tuning (gptlab.finetune.loop.label_scores); the likeliest label is the prediction."""
     prompts = [render_prompt(template, FtRow(e.x, ""), s.max_chars) for e in test]
-    requests = [(p, " " + lab) for p in prompts for lab in labels]
     t0 = time.perf_counter()
-    with progress_task(label, len(requests)) as advance:
-        scores = loglikelihood(lm.model, lm.tokenizer, requests, batch_size=s.batch_size, progress=advance)
+    scores = []
+    for start in track(range(0, len(prompts), s.batch_size), label):
+        scores += label_scores(lm.model, lm.tokenizer, prompts[start:start + s.batch_size], labels, s.batch_size)
     seconds = time.perf_counter() - t0
-    return [labels[pick_choice(scores[i * len(labels):(i + 1) * len(labels)])] for i in range(len(test))], seconds
+    return [labels[max(range(len(labels)), key=lambda j: (row[j], -j))] for row in scores], seconds
 
 
 def finetune_classify(small_path, train: list[Example], test: list[Example], s: BakeoffSettings,

@@ -8,6 +8,7 @@ checkpoint format (gptlab.train.checkpoint).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import shutil
@@ -21,7 +22,8 @@ import torch.nn.functional as F
 
 from gptlab.checkpoint import latest_valid, list_checkpoints, save_checkpoint, tied_aliases
 from gptlab.console import log, progress_task
-from gptlab.eval.scoring import eos_token_id, logits_of, split_encode
+from gptlab.errors import InputError
+from gptlab.eval.scoring import context_length, eos_token_id, logits_of, model_device, split_encode
 from gptlab.finetune.config import FinetuneConfig
 from gptlab.manifest import atomic_write
 from gptlab.train.checkpoint import load_checkpoint, save_training_checkpoint
@@ -36,24 +38,65 @@ class Sequences:
     the context), ``n_target`` = how many of the last ids are target tokens (the loss's)."""
     ids: list[list[int]]
     n_target: list[int]
+    reserve: int = 0          # target tokens a long prompt left room for (see encode_pairs)
 
     def __len__(self) -> int:
         return len(self.ids)
 
 
-def encode_pairs(tokenizer: Any, pairs: list[tuple[str, str]], max_len: int) -> Sequences:
-    """Tokenized as eval's log-likelihood does (``split_encode``), so the fine-tuned target is
-    exactly the continuation `gptlab eval --tasks` scores."""
+def encode_pairs(tokenizer: Any, pairs: list[tuple[str, str]], max_len: int, reserve: int | None = None) -> Sequences:
+    """Tokenized as eval's log-likelihood does (``split_encode``, an end-of-text token first), so
+    the fine-tuned target is the continuation `gptlab eval --tasks` scores.
+
+    A prompt too long for the context loses its first tokens, and keeps room for ``reserve``
+    target tokens (default: the longest target here, at most half the context), so a long
+    prompt ends at the same position whatever its target. Cutting the whole sequence from the
+    left instead would put each label's first token at a position set by the label's length,
+    and a model with learned positions learns the position, not the label."""
     eos = eos_token_id(tokenizer)
+    split = [split_encode(tokenizer, p, t) for p, t in pairs]
+    if reserve is None:
+        reserve = max((len(c) for _, c in split), default=0)
+    reserve = min(reserve, max_len // 2)
     ids, n_target = [], []
-    for prompt, target in pairs:
-        ctx, cont = split_encode(tokenizer, prompt, target)
-        seq = (([eos] if eos is not None else []) + ctx + cont)[-(max_len + 1):]
+    for ctx, cont in split:
+        head = (([eos] if eos is not None else []) + ctx)[-(max_len + 1 - reserve):]
+        seq = (head + cont)[-(max_len + 1):]
         n = min(len(cont), len(seq) - 1)
         if n >= 1:
             ids.append(seq)
             n_target.append(n)
-    return Sequences(ids, n_target)
+    return Sequences(ids, n_target, reserve)
+
+
+@torch.no_grad()
+def target_logprobs(model, seqs: Sequences, batch_size: int, device, autocast=None) -> list[float]:
+    """Per sequence, the summed log-probability of its target tokens."""
+    was = model.training
+    model.eval()
+    out: list[float] = []
+    for start in range(0, len(seqs), batch_size):
+        rows = list(range(start, min(start + batch_size, len(seqs))))
+        x, y = collate(seqs, rows, device)
+        with autocast if autocast is not None else contextlib.nullcontext():
+            logits = logits_of(model, x)
+        logp = torch.log_softmax(logits.float(), -1)
+        mask = y != IGNORE
+        picked = logp.gather(-1, y.clamp(min=0)[..., None])[..., 0] * mask
+        out += picked.sum(1).tolist()
+    model.train(was)
+    return out
+
+
+def label_scores(model, tokenizer, prompts: list[str], labels: list[str], batch_size: int = 16) -> list[list[float]]:
+    """Each label's log-likelihood after each prompt, the prompts cut as in training (room kept
+    for the longest label), so every label of a prompt is scored after the same tokens."""
+    pairs = [(p, " " + lab) for p in prompts for lab in labels]
+    seqs = encode_pairs(tokenizer, pairs, context_length(model))
+    if len(seqs) != len(pairs):
+        raise InputError("a label has no token that fits the model's context")
+    flat = target_logprobs(model, seqs, batch_size, model_device(model))
+    return [flat[i * len(labels):(i + 1) * len(labels)] for i in range(len(prompts))]
 
 
 def collate(seqs: Sequences, rows: list[int], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

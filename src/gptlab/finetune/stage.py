@@ -195,7 +195,8 @@ def _finetune(st: Stage, fcfg: FinetuneConfig, template: Template, model_path: P
     labels = sorted({r.target for r in train_rows}) if fcfg.task == "classification" else []
     pairs, groups, weights, vpairs, mixture = _pairs(fcfg, template, train_rows, valid_rows)
     n_ctx = context_length(model)
-    train, valid = encode_pairs(tok, pairs, n_ctx), encode_pairs(tok, vpairs, n_ctx)
+    train = encode_pairs(tok, pairs, n_ctx)
+    valid = encode_pairs(tok, vpairs, n_ctx, reserve=train.reserve)    # cut as the training prompts are
     if not len(train):
         raise InputError(f"{files[0]}: no example has a target token that fits the model's context of {n_ctx}")
     torch.manual_seed(fcfg.seed)
