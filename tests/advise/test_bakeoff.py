@@ -18,7 +18,7 @@ def test_domain_bakeoff_on_the_embedded_corpus_writes_a_report(domain_set, train
     out = tmp_path / "bakeoff"
     argv = ["advise", "bakeoff", "--train", str(train), "--test", str(test), "--task", "classification",
             "--model", str(trained_checkpoint), "--out", str(out), "--shots", "2", "--latency-ms", "5000", "--hybrid",
-            "--finetune-steps", "30",
+            "--finetune-steps", "10",
             "--json"]
     assert main(argv) == 0
     report = json.loads(capsys.readouterr().out)
