@@ -24,6 +24,7 @@ from gptlab.errors import UserError
 from gptlab.eval.bpb import run_eval
 from gptlab.eval.generate import run_generate
 from gptlab.eval.tasks import run_tasks
+from gptlab.finetune.command import add_finetune_parser
 from gptlab.interop import export_hf, import_hf
 from gptlab.lab.command import ablation_report_command, add_ablate_parser
 from gptlab.manifest import recording
@@ -337,6 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_plan_parser(sub)
     add_ablate_parser(sub)
     add_selftest_parser(sub)
+    add_finetune_parser(sub)
     return ap
 
 

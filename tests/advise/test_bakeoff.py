@@ -18,12 +18,17 @@ def test_domain_bakeoff_on_the_embedded_corpus_writes_a_report(domain_set, train
     out = tmp_path / "bakeoff"
     argv = ["advise", "bakeoff", "--train", str(train), "--test", str(test), "--task", "classification",
             "--model", str(trained_checkpoint), "--out", str(out), "--shots", "2", "--latency-ms", "5000", "--hybrid",
+            "--finetune-steps", "10",
             "--json"]
     assert main(argv) == 0
     report = json.loads(capsys.readouterr().out)
     assert verify(out)[0] and {"bakeoff.json", "report.md", "predictions.jsonl"} <= {p.name for p in out.iterdir()}
     arms = {a["name"]: a for a in report["arms"]}
-    assert set(arms) == {"prompt-k-shot", "probe-ngrams", "probe-hidden", "hybrid-llm-labels"}
+    assert set(arms) == {"prompt-k-shot", "finetune-lm", "probe-ngrams", "probe-hidden", "hybrid-llm-labels"}
+    # The fine-tuned arm is a saved model that loads; the probes are labelled as the cheap baselines.
+    assert verify(arms["finetune-lm"]["model_path"])[0] and str(out / "finetune") in arms["finetune-lm"]["model_path"]
+    assert {arms["probe-ngrams"]["family"], arms["probe-hidden"]["family"]} == {"probe"}
+    assert report["comparison"]["finetune_arm"] == "finetune-lm" and "probe_difference_ci" in report["comparison"]
     gold = [e.y for e in read_examples(test, "classification")]
     for a in arms.values():
         m = a["metrics"]
@@ -62,12 +67,13 @@ def test_bakeoff_with_a_local_hf_model_folder_and_a_separate_small_model(domain_
     train, test = domain_set
     few = tmp_path / "test.jsonl"
     write_examples(few, read_examples(test, "classification")[:8], "classification")
-    report = run_bakeoff(train, few, BakeoffSettings(shots=1, max_chars=120, device="auto"),
+    report = run_bakeoff(train, few, BakeoffSettings(shots=1, max_chars=120, device="auto", finetune_steps=10),
                          model_path=hf_model_dir, small_model_path=trained_checkpoint)
     arms = {a["name"]: a for a in report["arms"]}
-    assert list(arms) == ["prompt-k-shot", "probe-ngrams", "probe-hidden"] and report["n_test"] == 8
+    assert list(arms) == ["prompt-k-shot", "finetune-lm", "probe-ngrams", "probe-hidden"] and report["n_test"] == 8
     assert "hf model" in arms["prompt-k-shot"]["method"] and str(hf_model_dir) in arms["prompt-k-shot"]["method"]
     assert str(trained_checkpoint) in arms["probe-hidden"]["method"]
+    assert str(trained_checkpoint) in arms["finetune-lm"]["method"] and arms["finetune-lm"]["model_path"]
 
 
 @pytest.mark.slow
@@ -88,6 +94,7 @@ def test_generation_bakeoff_fine_tunes_and_decodes(trained_checkpoint, tmp_path)
         assert 0 <= m["token_f1_ci"][0] <= m["token_f1"] <= m["token_f1_ci"][1] <= 1
         assert len(a["predictions"]) == 6
     assert "token-F1" in (tmp_path / "out" / "report.md").read_text()
+    assert verify(ft["model_path"])[0] and ft["model_path"] in (tmp_path / "out" / "report.md").read_text()
 
 
 def test_bad_labelled_lines_name_file_line_and_key(tmp_path, capsys):

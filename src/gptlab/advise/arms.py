@@ -3,34 +3,34 @@ returns an arm record from :func:`gptlab.advise.metrics.arm_result`.
 
 classification: ``prompt_classify`` (k-shot, labels scored as continuations), ``probe_ngrams``
 and ``probe_hidden`` (logistic regression on n-gram or LM features), ``hybrid_classify``
-(the n-gram probe trained on the prompted LM's labels).
-generation: ``prompt_generate`` (k-shot greedy decoding), ``finetune_generate`` (a fine-tuned copy).
+(the small model fine-tuned on the prompted LM's labels).
+generation: ``prompt_generate`` (k-shot greedy decoding), ``finetune_generate`` (`gptlab finetune`,
+then decoding), ``hybrid_generate`` (the LM writes the training outputs, with rationales when
+its demonstrations have them, and the small model is fine-tuned on them).
+
+``finetune_classify`` is the real fine-tuned arm for classification (`gptlab finetune` on the
+label tokens); each fine-tuned arm reports where the saved model is (``model_path``). The
+logistic-regression probes are the cheap baselines, in their own family, ``probe``.
 """
 from __future__ import annotations
 
-import copy
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from gptlab.advise.labelled import Example
-from gptlab.advise.lm import mean_hidden
-from gptlab.advise.metrics import arm_result
+from gptlab.advise.labelled import Example, write_examples
+from gptlab.advise.lm import load_lm, mean_hidden
+from gptlab.advise.metrics import arm_result, token_f1
 from gptlab.advise.prompting import classification_prompt, clip, demonstrations, generation_prompt, greedy_generate
 from gptlab.console import progress_task, track
-from gptlab.eval.scoring import (
-    context_length,
-    encode,
-    eos_token_id,
-    logits_of,
-    loglikelihood,
-    model_device,
-    pick_choice,
-    split_encode,
-)
+from gptlab.eval.scoring import encode, loglikelihood, pick_choice
+from gptlab.finetune.config import FinetuneConfig
+from gptlab.finetune.data import Row as FtRow
+from gptlab.finetune.loop import label_scores
+from gptlab.finetune.stage import run_finetune
+from gptlab.finetune.templates import ANSWER_CUE, extract_answer, load_meta, render_prompt, template_of
 
 if TYPE_CHECKING:
     from gptlab.advise.bakeoff import BakeoffSettings
@@ -84,32 +84,39 @@ def probe_ngrams(train: list[Example], test: list[Example], s: BakeoffSettings) 
     train_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
     preds = list(pipe.predict([clip(e.x, s.max_chars) for e in test]))
-    return arm_result("probe-ngrams", "finetune", "logistic regression on hashed word 1-2-gram TF-IDF features",
+    return arm_result("probe-ngrams", "probe", "logistic regression on hashed word 1-2-gram TF-IDF features",
                       [e.y for e in test], preds, time.perf_counter() - t0, s, train_seconds=train_seconds)
 
 
-def hybrid_classify(lm, train: list[Example], test: list[Example], s: BakeoffSettings) -> dict[str, Any]:
-    """The hybrid road: the prompted LM labels the training texts (their gold labels unused,
-    except for the k demonstrations it is shown), and the n-gram probe learns from its labels."""
+def hybrid_classify(lm, small_path, train: list[Example], test: list[Example], s: BakeoffSettings,
+                    folder: Path) -> dict[str, Any]:
+    """The hybrid road: the prompted LM labels the training texts offline (their gold labels
+    unused, except for the k demonstrations it is shown), and the small model is fine-tuned by
+    `gptlab finetune` on its labels."""
     labels = sorted({e.y for e in train})
     demos = demonstrations(train, s.shots, s.seed)
     pool = [e for e in train if e not in demos]
     t0 = time.perf_counter()
     llm_labels, _, tokens = _prompt_predict(lm, demos, labels, [e.x for e in pool], s, "bake-off: LLM labels")
     relabelled = demos + [Example(e.x, y) for e, y in zip(pool, llm_labels)]
-    # If the LM gave every text one label, that label is all a model could learn from it.
-    probe = _ngram_probe(relabelled, s) if len({e.y for e in relabelled}) > 1 else None
-    train_seconds = time.perf_counter() - t0
-    texts = [clip(e.x, s.max_chars) for e in test]
-    t0 = time.perf_counter()
-    preds = list(probe.predict(texts)) if probe is not None else [relabelled[0].y] * len(texts)
+    label_seconds = time.perf_counter() - t0
     agreement = float(np.mean([a == e.y for a, e in zip(llm_labels, pool)])) if pool else 0.0
     labelling_usd = len(pool) * tokens / 1000 * s.usd_per_1k_tokens
-    return arm_result("hybrid-llm-labels", "hybrid", f"n-gram probe trained on {len(pool)} labels from "
-                      f"{s.shots}-shot prompting of {lm.path}", [e.y for e in test], preds,
-                      time.perf_counter() - t0, s, train_seconds=train_seconds,
-                      extra={"llm_label_agreement": agreement,
-                             "usd_training": round(train_seconds / 3600 * s.usd_per_hour + labelling_usd, 6)})
+    extra: dict[str, Any] = {"llm_label_agreement": agreement}
+    if len({e.y for e in relabelled}) > 1:
+        summary = _finetune(small_path, relabelled, s, folder)
+        small, template = _saved(summary, s.device)
+        preds, seconds = _score_labels(small, template, summary["labels"], test, s, "bake-off: hybrid")
+        train_seconds = label_seconds + summary["seconds"]
+        extra.update(_extra(summary))
+        method = f"; saved at {summary['checkpoint']}"
+    else:   # the LM gave every text one label: that label is all a model could learn from it
+        preds, seconds, train_seconds, method = [relabelled[0].y] * len(test), 0.0, label_seconds, \
+            " (the LM gave every text one label: nothing to fine-tune on)"
+    extra["usd_training"] = round(train_seconds / 3600 * s.usd_per_hour + labelling_usd, 6)
+    return arm_result("hybrid-llm-labels", "hybrid", f"{small_path} fine-tuned by `gptlab finetune` on {len(pool)} "
+                      f"labels from {s.shots}-shot prompting of {lm.path}{method}", [e.y for e in test], preds,
+                      seconds, s, train_seconds=train_seconds, extra=extra)
 
 
 def probe_hidden(lm, train: list[Example], test: list[Example], s: BakeoffSettings) -> dict[str, Any]:
@@ -123,7 +130,7 @@ def probe_hidden(lm, train: list[Example], test: list[Example], s: BakeoffSettin
     train_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
     preds = list(pipe.predict(mean_hidden(lm, [clip(e.x, s.max_chars) for e in test], s.batch_size)))
-    return arm_result("probe-hidden", "finetune", f"logistic regression on mean-pooled final hidden states of {lm.path}",
+    return arm_result("probe-hidden", "probe", f"logistic regression on mean-pooled final hidden states of {lm.path}",
                       [e.y for e in test], preds, time.perf_counter() - t0, s, train_seconds=train_seconds)
 
 
@@ -145,42 +152,113 @@ def prompt_generate(lm, train: list[Example], test: list[Example], s: BakeoffSet
                       [e.y for e in test], preds, seconds, s, tokens=tokens)
 
 
-def finetune_generate(lm, train: list[Example], test: list[Example], s: BakeoffSettings) -> dict[str, Any]:
-    """Fine-tune a copy of the LM on "Input: x / Output: y" with the loss on the output tokens only."""
+def _finetune(small_path, rows: list[Example], s: BakeoffSettings, folder: Path) -> dict[str, Any]:
+    """`gptlab finetune` of the small model on the rows (``folder``/train.jsonl); its summary.
+
+    A tenth of the rows (when there are ten or more) is held out for early stopping."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = folder / "train.jsonl"
+    write_examples(data, rows, s.task)
+    fcfg = FinetuneConfig(task=s.task, max_steps=s.finetune_steps, lr=s.finetune_lr, batch_size=8,
+                          warmup_steps=min(10, s.finetune_steps // 10), eval_every=max(1, s.finetune_steps // 5),
+                          patience=3, max_chars=s.max_chars, seed=s.seed, device=s.device)
+    return run_finetune(fcfg, small_path, data, folder / "model", replace_other=True)
 
 
-    torch.manual_seed(s.seed)
-    model = copy.deepcopy(lm.model)
-    n_ctx, device, eos = context_length(model), model_device(model), eos_token_id(lm.tokenizer)
-    seqs = []
-    for e in train:
-        ctx, cont = split_encode(lm.tokenizer, generation_prompt([], e.x, s.max_chars), " " + e.y + "\n")
-        ids = (([eos] if eos is not None else []) + ctx + cont)[-(n_ctx + 1):]
-        seqs.append((ids, min(len(cont), len(ids) - 1)))
-    opt = torch.optim.AdamW(model.parameters(), lr=s.finetune_lr, weight_decay=0.0)
-    rng = np.random.default_rng(s.seed)
-    losses = []
-    model.train()
+def _saved(summary: dict[str, Any], device: str):
+    """The fine-tuned model, loaded back from where `gptlab finetune` saved it."""
+    lm = load_lm(summary["checkpoint"], device)
+    meta = load_meta(summary["checkpoint"]) or {}
+    return lm, (template_of(meta) if meta else None)
+
+
+def _extra(summary: dict[str, Any]) -> dict[str, Any]:
+    return {"model_path": summary["checkpoint"], "train_loss_first": summary["first_loss"],
+            "train_loss_last": summary["final_loss"], "finetune_steps": summary["steps"],
+            "best_step": summary["best_step"], "stopped_early": summary["stopped_early"]}
+
+
+def _score_labels(lm, template, labels: list[str], test: list[Example], s: BakeoffSettings,
+                  label: str) -> tuple[list[str], float]:
+    """Each label scored as the continuation of the saved template, the prompt cut as in
+    fine-tuning (gptlab.finetune.loop.label_scores); the likeliest label is the prediction."""
+    prompts = [render_prompt(template, FtRow(e.x, ""), s.max_chars) for e in test]
     t0 = time.perf_counter()
-    with progress_task("bake-off: fine-tune", s.finetune_steps) as advance:
-        for _ in range(s.finetune_steps):
-            batch = [seqs[i] for i in rng.integers(0, len(seqs), min(8, len(seqs)))]
-            width = max(len(ids) for ids, _ in batch) - 1
-            x = torch.zeros(len(batch), width, dtype=torch.long)
-            y = torch.full((len(batch), width), -100, dtype=torch.long)
-            for r, (ids, n_out) in enumerate(batch):
-                x[r, :len(ids) - 1] = torch.tensor(ids[:-1])
-                y[r, len(ids) - 1 - n_out:len(ids) - 1] = torch.tensor(ids[-n_out:])
-            loss = F.cross_entropy(logits_of(model, x.to(device)).float().transpose(1, 2), y.to(device),
-                                   ignore_index=-100)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-            advance(1)
-    train_seconds = time.perf_counter() - t0
-    prompts = [generation_prompt([], e.x, s.max_chars) for e in test]
-    preds, seconds = _generate_all(model, lm.tokenizer, prompts, s, "bake-off: fine-tuned")
-    return arm_result("finetune-lm", "finetune", f"{lm.path} fine-tuned for {s.finetune_steps} steps, zero-shot greedy decoding",
-                      [e.y for e in test], preds, seconds, s, train_seconds=train_seconds,
-                      extra={"train_loss_first": losses[0], "train_loss_last": float(np.mean(losses[-5:]))})
+    scores = []
+    for start in track(range(0, len(prompts), s.batch_size), label):
+        scores += label_scores(lm.model, lm.tokenizer, prompts[start:start + s.batch_size], labels, s.batch_size)
+    seconds = time.perf_counter() - t0
+    return [labels[max(range(len(labels)), key=lambda j: (row[j], -j))] for row in scores], seconds
+
+
+def finetune_classify(small_path, train: list[Example], test: list[Example], s: BakeoffSettings,
+                      folder: Path) -> dict[str, Any]:
+    """The real fine-tuned arm: `gptlab finetune --task classification` (the loss on the label
+    tokens), then each label scored after the saved template by the saved model."""
+    summary = _finetune(small_path, train, s, folder)
+    lm, template = _saved(summary, s.device)
+    preds, seconds = _score_labels(lm, template, summary["labels"], test, s, "bake-off: fine-tuned")
+    return arm_result("finetune-lm", "finetune", f"{small_path} fine-tuned by `gptlab finetune` for {summary['steps']} "
+                      f"steps (best validation step {summary['best_step']}), labels scored as continuations; "
+                      f"saved at {summary['checkpoint']}", [e.y for e in test], preds, seconds, s,
+                      train_seconds=summary["seconds"], extra=_extra(summary))
+
+
+def _decode(lm, template, test: list[Example], s: BakeoffSettings, label: str) -> tuple[list[str], float]:
+    """Greedy answers after the saved template; a distilled rationale is cut off at "The answer is"."""
+    prompts = [render_prompt(template, FtRow(e.x, ""), s.max_chars) for e in test]
+    preds, seconds = _generate_all(lm.model, lm.tokenizer, prompts, s, label)
+    return [extract_answer(p) for p in preds], seconds
+
+
+def finetune_generate(small_path, train: list[Example], test: list[Example], s: BakeoffSettings,
+                      folder: Path) -> dict[str, Any]:
+    """`gptlab finetune --task generation` ("Input: x / Output: y", the loss on the output tokens;
+    a rationale, when the data has one, is trained before the answer), then greedy decoding."""
+    summary = _finetune(small_path, train, s, folder)
+    lm, template = _saved(summary, s.device)
+    preds, seconds = _decode(lm, template, test, s, "bake-off: fine-tuned")
+    cot = " with rationales" if any(e.r for e in train) else ""
+    return arm_result("finetune-lm", "finetune", f"{small_path} fine-tuned by `gptlab finetune`{cot} for "
+                      f"{summary['steps']} steps, zero-shot greedy decoding; saved at {summary['checkpoint']}",
+                      [e.y for e in test], preds, seconds, s, train_seconds=summary["seconds"], extra=_extra(summary))
+
+
+def _cot_demo_prompt(demos: list[Example], text: str, max_chars: int) -> str:
+    """k-shot prompt whose solved outputs carry their rationale before the answer (chain of thought)."""
+    shots = "".join(f"Input: {clip(d.x, max_chars)}\nOutput: {d.r + ' ' + ANSWER_CUE + ' ' + d.y + '.' if d.r else d.y}"
+                    f"\n\n" for d in demos)
+    return shots + f"Input: {clip(text, max_chars)}\nOutput:"
+
+
+def hybrid_generate(lm, small_path, train: list[Example], test: list[Example], s: BakeoffSettings,
+                    folder: Path) -> dict[str, Any]:
+    """The hybrid road for generation: the prompted LM writes the training outputs offline (the
+    gold outputs unused, except for the k demonstrations), then the small model is fine-tuned on
+    them. When the demonstrations carry rationales, the LM writes its reasoning too, and the
+    small model learns to reason before it answers (distilled chain of thought)."""
+    demos = demonstrations(train, s.shots, s.seed)
+    pool = [e for e in train if e not in demos]
+    cot = any(d.r for d in demos)
+    t0 = time.perf_counter()
+    new = max(s.max_new_tokens, 64) if cot else s.max_new_tokens
+    labelled = [greedy_generate(lm.model, lm.tokenizer, _cot_demo_prompt(demos, e.x, s.max_chars), new)
+                for e in track(pool, "bake-off: LLM labels")]
+    label_seconds = time.perf_counter() - t0
+    rows = list(demos)
+    for e, text in zip(pool, labelled):
+        answer = extract_answer(text) or text
+        rationale = text[:text.rfind(ANSWER_CUE)].strip() if cot and ANSWER_CUE in text else ""
+        if answer:
+            rows.append(Example(e.x, answer, rationale))
+    summary = _finetune(small_path, rows, s, folder)
+    small, template = _saved(summary, s.device)
+    preds, seconds = _decode(small, template, test, s, "bake-off: hybrid")
+    agreement = float(np.mean([token_f1(extract_answer(t), e.y) for t, e in zip(labelled, pool)])) if pool else 0.0
+    train_seconds = label_seconds + summary["seconds"]
+    return arm_result("hybrid-llm-labels", "hybrid", f"{small_path} fine-tuned by `gptlab finetune` on {len(pool)} "
+                      f"outputs written by {s.shots}-shot prompting of {lm.path}"
+                      f"{' with rationales (distilled chain of thought)' if cot else ''}; saved at "
+                      f"{summary['checkpoint']}", [e.y for e in test], preds, seconds, s,
+                      train_seconds=train_seconds,
+                      extra={**_extra(summary), "llm_label_token_f1": agreement, "distilled_rationales": cot})

@@ -6,11 +6,23 @@ classification
   * ``prompt-k-shot``: a causal LM (gptlab checkpoint or local HF folder) reads k labelled
     demonstrations and the query; each label is scored as a continuation and the most
     likely one is the prediction (``gptlab.eval.scoring.loglikelihood``).
-  * ``probe-ngrams``: logistic regression on hashed word 1-2-gram TF-IDF features; needs no LM.
-  * ``probe-hidden``: logistic regression on the small model's mean-pooled final hidden states.
+  * ``finetune-lm``: the small model (default: the same LM) fine-tuned by `gptlab finetune` on
+    the label tokens, then each label scored; the saved model's path is in the arm's ``model_path``.
+  * ``probe-ngrams`` (cheap baseline, family ``probe``): logistic regression on hashed word
+    1-2-gram TF-IDF features; needs no LM.
+  * ``probe-hidden`` (cheap baseline, family ``probe``): logistic regression on the small
+    model's mean-pooled final hidden states.
+  * ``hybrid-llm-labels`` (``--hybrid``): the prompted LM labels the training texts offline, and the
+    small model is fine-tuned by `gptlab finetune` on its labels.
 generation
   * ``prompt-k-shot``: greedy decoding after k demonstrations.
-  * ``finetune-lm``: a copy of the small model (default: the same LM) fine-tuned on the pairs, then greedy decoding.
+  * ``finetune-lm``: the small model fine-tuned by `gptlab finetune` on the pairs (and their
+    rationales, when the data has them), then greedy decoding; the saved model's path is reported.
+  * ``hybrid-llm-labels`` (``--hybrid``): the prompted LM writes the training outputs (with its
+    reasoning, when the demonstrations carry rationales), and the small model is fine-tuned on them.
+
+The fine-tuned models are saved in OUT/finetune/ (without --out, in a temporary folder that is
+kept and named in the report).
 
 Each arm reports a score with a 95% interval (accuracy: Wilson; macro-F1, token-F1 and
 the arm-vs-arm difference: bootstrap), latency per example and an estimated cost (see
@@ -20,6 +32,7 @@ bootstrap; that verdict, the measured latency and the cost feed the rule table.
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -28,8 +41,10 @@ import numpy as np
 
 from gptlab.advise.answers import Answers, merge_answers
 from gptlab.advise.arms import (
+    finetune_classify,
     finetune_generate,
     hybrid_classify,
+    hybrid_generate,
     probe_hidden,
     probe_ngrams,
     prompt_classify,
@@ -53,11 +68,11 @@ class BakeoffSettings:
     seed: int = bounded(0, None, default=0)
     usd_per_hour: float = bounded(0.0, None, default=0.10)       # price of the machine serving a model (see docs)
     usd_per_1k_tokens: float = bounded(0.0, None, default=0.0)   # API price per 1k prompt tokens (0 = self-hosted)
-    finetune_steps: int = bounded(1, None, default=100)    # generation: optimizer steps of the fine-tuned arm
+    finetune_steps: int = bounded(1, None, default=100)    # optimizer steps of the fine-tuned arms (at most: early stopping)
     finetune_lr: float = bounded(0.0, 1.0, default=1e-3)
     max_new_tokens: int = bounded(1, 1024, default=32)
     device: Literal["cpu", "cuda", "auto"] = "cpu"   # where the LM arms run
-    hybrid: bool = False          # classification: also measure the hybrid road (the LM labels the training set)
+    hybrid: bool = False          # also measure the hybrid road (the LM labels the training set, offline)
 
 
 # ----------------------------------------------------------------------------- verdict and report
@@ -70,7 +85,7 @@ def compare(arms: list[dict[str, Any]], seed: int = 0) -> dict[str, Any]:
     """Prompted arm vs the best fine-tuned arm, by a paired bootstrap on per-example scores;
     and, when measured, whether the hybrid arm keeps the prompted arm's quality."""
     prompted = [a for a in arms if a["family"] == "prompt"]
-    tuned = [a for a in arms if a["family"] == "finetune"]
+    tuned = [a for a in arms if a["family"] == "finetune"] or [a for a in arms if a["family"] == "probe"]
     if not prompted or not tuned:
         return {"winner": "unknown", "reason": "needs both a prompted and a fine-tuned arm (give --model)"}
     p = prompted[0]
@@ -82,6 +97,11 @@ def compare(arms: list[dict[str, Any]], seed: int = 0) -> dict[str, Any]:
            "winner": winner, "cheaper": cheaper,
            "reason": "difference = fine-tuned minus prompted per-example score; a winner needs its 95% "
                      "interval to exclude zero"}
+    probes = [a for a in arms if a["family"] == "probe"]
+    if probes and f["family"] != "probe":
+        best = max(probes, key=lambda a: float(np.mean(a["metrics"]["per_example"])))
+        pd, plo, phi = _paired(p, best, seed)
+        out.update({"probe_arm": best["name"], "probe_difference": pd, "probe_difference_ci": (plo, phi)})
     hybrid = next((a for a in arms if a["family"] == "hybrid"), None)
     if hybrid is not None:
         hd, hlo, hhi = _paired(p, hybrid, seed)
@@ -118,6 +138,13 @@ def render_markdown(report: dict[str, Any]) -> str:
         lo, hi = c["difference_ci"]
         lines[-1] += f" ({c['finetune_arm']} − {c['prompt_arm']} = {c['difference']:+.3f} [{lo:+.3f}, {hi:+.3f}]); " \
                      f"cheaper = {c['cheaper']}"
+    if "probe_arm" in c:
+        lo, hi = c["probe_difference_ci"]
+        lines += ["", f"**Cheap baseline:** {c['probe_arm']} − {c['prompt_arm']} = {c['probe_difference']:+.3f} "
+                      f"[{lo:+.3f}, {hi:+.3f}]"]
+    saved = [f"{a['name']}: {a['model_path']}" for a in report["arms"] if a.get("model_path")]
+    if saved:
+        lines += ["", "**Fine-tuned models saved:** " + "; ".join(saved)]
     if "hybrid" in c:
         lo, hi = c["hybrid_difference_ci"]
         lines += ["", f"**Hybrid:** {c['hybrid']} ({c['hybrid_arm']} − {c['prompt_arm']} = "
@@ -150,7 +177,8 @@ def run_bakeoff(train_path: str | Path, test_path: str | Path, settings: Bakeoff
     train, test = read_examples(train_path, s.task), read_examples(test_path, s.task)
     answers = answers or Answers()
     if out_dir is None:
-        return _bakeoff(train, test, train_path, test_path, s, model_path, answers, small_model_path)
+        return _bakeoff(train, test, train_path, test_path, s, model_path, answers, small_model_path,
+                        Path(tempfile.mkdtemp(prefix="gptlab-bakeoff-")))
     models = [m for m in (model_path, small_model_path) if m is not None]
     key = stage_key({"settings": asdict(s), "answers": asdict(answers), "model": str(model_path),
                      "small_model": str(small_model_path),
@@ -159,7 +187,8 @@ def run_bakeoff(train_path: str | Path, test_path: str | Path, settings: Bakeoff
     with Stage(out_dir, "bakeoff", key, force=force) as st:
         if st.complete:
             return json.loads((st.dir / "bakeoff.json").read_text())
-        report = _bakeoff(train, test, train_path, test_path, s, model_path, answers, small_model_path)
+        report = _bakeoff(train, test, train_path, test_path, s, model_path, answers, small_model_path,
+                          st.dir / "finetune")
         atomic_write_json(st.dir / "bakeoff.json", report)
         atomic_write(st.dir / "report.md", render_markdown(report))
         rows = [{"index": i, "gold": e.y, **{a["name"]: a["predictions"][i] for a in report["arms"]}}
@@ -173,10 +202,12 @@ def run_bakeoff(train_path: str | Path, test_path: str | Path, settings: Bakeoff
 
 
 def _bakeoff(train: list, test: list, train_path, test_path, s: BakeoffSettings, model_path, answers: Answers,
-             small_model_path) -> dict[str, Any]:
-    """The measurement itself: every arm, the comparison, the advice, as one report."""
+             small_model_path, models_dir: Path) -> dict[str, Any]:
+    """The measurement itself: every arm, the comparison, the advice, as one report.
+    The fine-tuned arms save their models under ``models_dir``."""
     lm = load_lm(model_path, s.device) if model_path is not None else None
     small = load_lm(small_model_path, s.device) if small_model_path is not None else lm
+    small_path = small_model_path if small_model_path is not None else model_path
 
     arms = []
     if s.task == "classification":
@@ -187,16 +218,20 @@ def _bakeoff(train: list, test: list, train_path, test_path, s: BakeoffSettings,
             log(f"bakeoff: test labels never seen in training (always scored wrong): {', '.join(unseen)}")
         if lm is not None:
             arms.append(prompt_classify(lm, train, test, s))
+        if small_path is not None:
+            arms.append(finetune_classify(small_path, train, test, s, models_dir / "classification"))
         arms.append(probe_ngrams(train, test, s))
         if small is not None:
             arms.append(probe_hidden(small, train, test, s))
         if lm is not None and s.hybrid:
-            arms.append(hybrid_classify(lm, train, test, s))
+            arms.append(hybrid_classify(lm, small_path, train, test, s, models_dir / "hybrid"))
     else:
         if lm is None:
             raise ConfigError("--task generation needs --model (the LM to prompt and to fine-tune)")
         arms.append(prompt_generate(lm, train, test, s))
-        arms.append(finetune_generate(small, train, test, s))
+        arms.append(finetune_generate(small_path, train, test, s, models_dir / "generation"))
+        if s.hybrid:
+            arms.append(hybrid_generate(lm, small_path, train, test, s, models_dir / "hybrid"))
 
     comparison = compare(arms, s.seed)
     prompted = next((a for a in arms if a["family"] == "prompt"), None)

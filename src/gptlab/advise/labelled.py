@@ -1,7 +1,8 @@
 """The user's labelled examples: JSON lines, one example per line.
 
 * classification: ``{"text": "...", "label": "..."}``
-* generation: ``{"input": "...", "target": "..."}``
+* generation: ``{"input": "...", "target": "..."}``, optionally ``"rationale": "..."`` (the
+  reasoning before the answer, one line: the fine-tuned arms learn to produce it, then the answer)
 
 Blank lines are skipped; anything else that is not such an object stops the run with an
 error naming the file, the line and the key, because a silently dropped test example
@@ -32,6 +33,7 @@ class LabelledDataError(ConfigError):
 class Example:
     x: str
     y: str
+    r: str = ""          # generation: a rationale (chain of thought) for y, when there is one
 
 
 def read_examples(path: str | Path, task: str) -> list[Example]:
@@ -45,7 +47,10 @@ def read_examples(path: str | Path, task: str) -> list[Example]:
             v = row.get(key)
             if not isinstance(v, str) or not v.strip():
                 raise LabelledDataError(f"{where}: key {key!r} must be a non-empty string")
-        out.append(Example(row[xkey], row[ykey].strip()))
+        rationale = row.get("rationale", "") if task == "generation" else ""
+        if not isinstance(rationale, str):
+            raise LabelledDataError(f"{where}: key 'rationale' must be a string")
+        out.append(Example(row[xkey], row[ykey].strip(), " ".join(rationale.split())))
     if not out:
         raise LabelledDataError(f"{p}: no examples")
     return out
@@ -53,7 +58,8 @@ def read_examples(path: str | Path, task: str) -> list[Example]:
 
 def write_examples(path: str | Path, examples: list[Example], task: str) -> None:
     xkey, ykey = FIELDS[task]
-    atomic_write(path, "".join(json.dumps({xkey: e.x, ykey: e.y}, ensure_ascii=False) + "\n" for e in examples))
+    atomic_write(path, "".join(json.dumps({xkey: e.x, ykey: e.y, **({"rationale": e.r} if e.r else {})},
+                                          ensure_ascii=False) + "\n" for e in examples))
 
 
 def domain_examples(curate_dir: str | Path, out_dir: str | Path, per_domain: int = 12,
