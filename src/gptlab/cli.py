@@ -188,9 +188,9 @@ def _add_advise(sub) -> None:
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--usd-per-hour", type=float, default=0.10, help="serving machine price (cost model)")
     b.add_argument("--usd-per-1k-tokens", type=float, default=0.0, help="API price per 1k prompt tokens")
-    b.add_argument("--finetune-steps", type=int, default=100, help="generation: steps of the fine-tuned arm")
+    b.add_argument("--finetune-steps", type=int, default=100, help="steps of `gptlab finetune` for the fine-tuned (and hybrid) arm")
     b.add_argument("--hybrid", action="store_true",
-                   help="also measure the hybrid road: the prompted LM labels the training set for the probe")
+                   help="also measure the hybrid road: the prompted LM labels the training set, the small model is fine-tuned on it")
     b.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu", help="where the LM arms run")
     b.add_argument("--answers", help="YAML file of answers about constraints (latency, budget...)")
     b.add_argument("--json", action="store_true", help="print the whole report as JSON")
