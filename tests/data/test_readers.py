@@ -7,7 +7,7 @@ import pytest
 import zstandard
 from data_corpora import write_jsonl, write_warc
 
-from gptlab.data.documents import Document
+from gptlab.data.documents import Document, read_shard, write_shard
 from gptlab.data.readers import Quarantined, discover, read_input, write_parquet
 
 
@@ -98,3 +98,17 @@ def test_discover_reports_missing_and_unknown_inputs(tmp_path):
     write_jsonl(tmp_path / "d.jsonl", [{"text": "a"}])
     # x.bin is no input format: counted (one unsupported-format record), not skipped silently
     assert [s.kind for s in discover([tmp_path])] == ["jsonl", "unsupported"]
+
+
+def test_lone_surrogate_escapes_are_quarantined_and_shards_stay_readable(tmp_path):
+    """JSON can escape half a surrogate pair; such a record used to become a document whose
+    shard (kept, dropped or quarantine) could not be read back as UTF-8."""
+    p = tmp_path / "s.jsonl"
+    p.write_text('{"text": "fine \\ud83d\\ude00 document"}\n{"text": "half \\ud800 pair"}\n'
+                 '{"text": "ok", "id": "\\udfff"}\n{"text": "ok", "meta": {"k": "\\ud83d"}}\n')
+    docs, bad = _read_all(p)
+    assert [d.text for d in docs] == ["fine \U0001F600 document"]
+    assert [q.reason for q in bad] == ["invalid-unicode"] * 3
+    out = tmp_path / "q.jsonl.zst"
+    write_shard(out, [Document(id=q.where, text=q.sample, source=q.source, domain=q.source) for q in bad] + docs)
+    assert len(list(read_shard(out))) == 4

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import itertools
 import json
+import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,7 +172,8 @@ def _raw_lines(path: Path) -> Iterator[bytes]:
 def _snippet(raw: bytes | str, n: int = 200) -> str:
     if isinstance(raw, bytes):
         raw = raw[:n].decode("utf-8", errors="replace")
-    return raw[:n]
+    # A lone surrogate would make the quarantine shard unreadable: it becomes "?".
+    return raw[:n].encode("utf-8", errors="replace").decode("utf-8")
 
 
 def _looks_binary(text: str) -> bool:
@@ -187,7 +189,15 @@ def _check_text(text: str, max_bytes: int) -> str | None:
     """Reason to quarantine a decoded text, or None."""
     if not text.strip():
         return "empty-document"
-    if len(text) > max_bytes or len(text.encode("utf-8", errors="surrogatepass")) > max_bytes:
+    if len(text) > max_bytes:
+        return "oversized-document"
+    try:
+        nbytes = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        # A lone surrogate ("\ud800" escaped in JSON) is no character: a shard holding it
+        # could not be read back as UTF-8.
+        return "invalid-unicode"
+    if nbytes > max_bytes:
         return "oversized-document"
     if _looks_binary(text):
         return "binary-content"
@@ -223,6 +233,17 @@ def _binary_head(lines: list[bytes]) -> bool:
 
 
 HEAD_BYTES = 8192
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _has_lone_surrogate(rec: Any) -> bool:
+    """JSON may escape half of a surrogate pair ("\\ud800"): no character, and a shard holding
+    one (in the text, the id or the meta) could not be read back as UTF-8."""
+    try:
+        json.dumps(rec, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def read_jsonl(shard: InputShard, max_bytes: int) -> Iterator[Document | Quarantined]:
@@ -254,6 +275,9 @@ def read_jsonl(shard: InputShard, max_bytes: int) -> Iterator[Document | Quarant
                 rec = json.loads(line)
             except (json.JSONDecodeError, RecursionError):   # RecursionError: nesting deeper than the parser goes
                 yield Quarantined(shard.source, "malformed-json", where, _snippet(line))
+                continue
+            if _SURROGATE_ESCAPE.search(line) and _has_lone_surrogate(rec):
+                yield Quarantined(shard.source, "invalid-unicode", where, _snippet(line))
                 continue
             if not isinstance(rec, dict) or not isinstance(rec.get("text"), str):
                 yield Quarantined(shard.source, "no-text-field", where, _snippet(line))
