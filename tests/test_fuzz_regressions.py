@@ -1,0 +1,32 @@
+"""Crashes that `gptlab selftest faults` (sections inputs and cli) found: each is now one
+`gptlab: error:` line with exit code 2."""
+from __future__ import annotations
+
+import pytest
+
+from gptlab import cli
+
+
+def _one_line_error(argv, capsys) -> str:
+    code = cli.main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "internal error" not in err, err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert lines and lines[-1].startswith("gptlab: error:"), err
+    assert code == 2, err
+    return lines[-1]
+
+
+@pytest.mark.parametrize("content", [b"x = " + b"[" * 5000 + b"]" * 5000 + b"\n",
+                                     b"a = " + b"{b = " * 3000 + b"1" + b"}" * 3000 + b"\n"])
+def test_a_deeply_nested_toml_config_is_one_line(tmp_path, capsys, content):
+    (tmp_path / "deep.toml").write_bytes(content)
+    line = _one_line_error(["data", "pack", "--input", tmp_path / "missing", "--tokenizer", tmp_path / "missing",
+                            "--out", tmp_path / "out", "--config", tmp_path / "deep.toml"], capsys)
+    assert "deep.toml" in line and "nested too deeply" in line
+
+
+def test_a_non_utf8_ablation_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "ab.toml").write_bytes("[ablation]\nname = 'caf\xe9'\n".encode("latin-1"))
+    line = _one_line_error(["ablate", "--config", tmp_path / "ab.toml", "--out", tmp_path / "out"], capsys)
+    assert "ab.toml" in line and "UTF-8" in line
