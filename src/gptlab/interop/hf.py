@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -37,6 +38,22 @@ def _transformers():
     except ImportError:
         raise ExportRefused("Hugging Face interop needs transformers: pip install 'gptlab[hf]'") from None
     return transformers
+
+
+@contextmanager
+def quiet_transformers():
+    """transformers' own tqdm bars and warnings would print through gptlab's bars and log
+    lines: off while we call it, as they were afterwards."""
+    tl = _transformers().utils.logging
+    bars, level = tl.is_progress_bar_enabled(), tl.get_verbosity()
+    tl.disable_progress_bar()
+    tl.set_verbosity_error()
+    try:
+        yield
+    finally:
+        if bars:
+            tl.enable_progress_bar()
+        tl.set_verbosity(level)
 
 
 def build_hf_config(adapter: Adapter, cfg: ModelConfig, special: dict | None = None, **overrides):
@@ -176,12 +193,14 @@ def export_hf(checkpoint: str | Path, out: str | Path, arch: str | None = None, 
     model, ckpt = load_model(checkpoint, return_path=True)
     tokenizer_file = ckpt / "tokenizer.json"
     special = _special_ids(tokenizer_file)
-    hf = to_hf_model(model, arch, special)
+    with quiet_transformers():
+        hf = to_hf_model(model, arch, special)
     tmp = _fresh_tmp(out)
-    hf.save_pretrained(str(tmp), safe_serialization=True)
-    if tokenizer_file.exists():
-        _save_tokenizer(tokenizer_file, tmp)
-    else:
+    with quiet_transformers():
+        hf.save_pretrained(str(tmp), safe_serialization=True)
+        if tokenizer_file.exists():
+            _save_tokenizer(tokenizer_file, tmp)
+    if not tokenizer_file.exists():
         log(f"[yellow]export: {ckpt} has no tokenizer.json; the folder holds the model only")
     outputs = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
     for rel in outputs:
@@ -220,8 +239,9 @@ def import_hf(hf_dir: str | Path, out: str | Path, block_size: int | None = None
                         "the import", force)
     tf = _transformers()
     try:
-        hf = getattr(tf, arch).from_pretrained(str(hf_dir), dtype=torch.float32, local_files_only=True,
-                                               use_safetensors=True)
+        with quiet_transformers():
+            hf = getattr(tf, arch).from_pretrained(str(hf_dir), dtype=torch.float32, local_files_only=True,
+                                                   use_safetensors=True)
     except (OSError, ValueError) as e:
         raise InputError(f"{hf_dir}: transformers cannot load it ({' '.join(str(e).split())[:300]})") from None
     model = from_hf_model(hf, block_size)
