@@ -30,3 +30,18 @@ def test_a_non_utf8_ablation_file_is_one_line(tmp_path, capsys):
     (tmp_path / "ab.toml").write_bytes("[ablation]\nname = 'caf\xe9'\n".encode("latin-1"))
     line = _one_line_error(["ablate", "--config", tmp_path / "ab.toml", "--out", tmp_path / "out"], capsys)
     assert "ab.toml" in line and "UTF-8" in line
+
+
+@pytest.mark.parametrize("content", [b"[]", b"[1, 2]", b'"text"', "{\"stage\": \"caf\xe9\"}".encode("latin-1")])
+def test_a_manifest_that_is_no_json_object_is_one_line(tmp_path, capsys, content):
+    (tmp_path / "cur").mkdir()
+    (tmp_path / "cur" / "manifest.json").write_bytes(content)
+    line = _one_line_error(["tokenizer", "train", "--input", tmp_path / "cur", "--out", tmp_path / "tok"], capsys)
+    assert "cur" in line and "not complete" in line
+
+
+def test_a_heldout_file_that_is_no_shard_is_one_line(tmp_path, capsys, untrained_checkpoint_dir):
+    (tmp_path / "h.jsonl").write_text('{"text": "plain JSONL, not a zstd shard"}\n')
+    line = _one_line_error(["eval", "--checkpoint", untrained_checkpoint_dir, "--heldout", tmp_path / "h.jsonl",
+                            "--out", tmp_path / "ev"], capsys)
+    assert "h.jsonl" in line and "unreadable shard" in line

@@ -95,9 +95,10 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
 def read_manifest(stage_dir: str | Path) -> dict[str, Any] | None:
     p = Path(stage_dir) / MANIFEST
     try:
-        return json.loads(p.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        m = json.loads(p.read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
         return None
+    return m if isinstance(m, dict) else None   # a manifest is a JSON object; anything else is none
 
 
 def write_manifest(stage_dir: str | Path, *, stage: str, key: str, outputs: list[str],
