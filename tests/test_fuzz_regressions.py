@@ -45,3 +45,14 @@ def test_a_heldout_file_that_is_no_shard_is_one_line(tmp_path, capsys, untrained
     line = _one_line_error(["eval", "--checkpoint", untrained_checkpoint_dir, "--heldout", tmp_path / "h.jsonl",
                             "--out", tmp_path / "ev"], capsys)
     assert "h.jsonl" in line and "unreadable shard" in line
+
+
+@pytest.mark.parametrize("flag, value", [("--usd-per-hour", "nan"), ("--usd-per-hour", "inf"),
+                                         ("--usd-per-1k-tokens", "nan"), ("--usd-per-1k-tokens", "1e309")])
+def test_bakeoff_price_flags_must_be_finite(tmp_path, capsys, flag, value):
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"text": "good", "label": "a"}\n{"text": "bad", "label": "b"}\n')
+    line = _one_line_error(["advise", "bakeoff", "--train", data, "--test", data, "--out", tmp_path / "b",
+                            flag, value], capsys)
+    assert line.startswith(f"gptlab: error: {flag} ") and "finite" in line
+    assert not (tmp_path / "b").exists()
