@@ -10,7 +10,9 @@ so that every input record is accounted for: in = kept + dropped + quarantined.
 """
 from __future__ import annotations
 
+import contextlib
 import gzip
+import io
 import itertools
 import json
 import re
@@ -23,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import zstandard
 
+from gptlab.console import log
 from gptlab.data.documents import Document
 from gptlab.manifest import MARKER as STAGE_MARKER
 from gptlab.manifest import atomic_path
@@ -340,6 +343,25 @@ def _html_text(payload: bytes) -> str:
     return extract_plain_text(html, main_content=True)
 
 
+def _quiet_records(archive, path: Path) -> Iterator[Any]:
+    """warcio's records, without its multi-line stderr warning per record whose Content-Length
+    is wrong (it resynchronises on the next record): one log line per file instead. stderr is
+    swapped only while warcio reads, never while our caller runs."""
+    sink = io.StringIO()
+    records = iter(archive)
+    try:
+        while True:
+            with contextlib.redirect_stderr(sink):
+                record = next(records, None)
+            if record is None:
+                return
+            yield record
+    finally:
+        bad = getattr(archive, "err_count", 0)
+        if bad:
+            log(f"[yellow]{path}: {bad} WARC record(s) with a wrong Content-Length (read on from the next record)")
+
+
 def read_warc(shard: InputShard, max_bytes: int) -> Iterator[Document | Quarantined]:
     """WARC ``response`` records (HTML → main text) or WET ``conversion`` records (text)."""
     from warcio.archiveiterator import ArchiveIterator  # noqa: PLC0415  (optional extra (gptlab[data]): WARC/WET reading)
@@ -349,7 +371,7 @@ def read_warc(shard: InputShard, max_bytes: int) -> Iterator[Document | Quaranti
     n = 0
     with open(path, "rb") as f:
         try:
-            for record in ArchiveIterator(f):
+            for record in _quiet_records(ArchiveIterator(f), path):
                 if record.rec_type != want:
                     continue  # warcinfo / request / metadata records are not documents
                 n += 1
