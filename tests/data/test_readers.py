@@ -131,3 +131,11 @@ def test_a_wrong_warc_content_length_is_one_log_line_not_warcio_noise(tmp_path, 
     assert len(docs) + len(bad) >= 1
     assert "Content-Length is invalid" not in capsys.readouterr().err     # warcio's raw warning
     assert len(logged) == 1 and "wrong Content-Length" in logged[0] and "x.wet" in logged[0]
+
+
+def test_a_json_integer_too_long_to_convert_is_malformed_json(tmp_path):
+    p = tmp_path / "big.jsonl"
+    p.write_text('{"text": "fine document"}\n{"text": "x", "n": ' + "9" * 5000 + '}\n{"text": "also fine"}\n')
+    docs, bad = _read_all(p)
+    assert [d.text for d in docs] == ["fine document", "also fine"]
+    assert [(q.reason, q.where.endswith("big.jsonl:2")) for q in bad] == [("malformed-json", True)]

@@ -276,7 +276,9 @@ def read_jsonl(shard: InputShard, max_bytes: int) -> Iterator[Document | Quarant
                 line = line.removeprefix("\ufeff")   # a UTF-8 byte-order mark is not part of the record
             try:
                 rec = json.loads(line)
-            except (json.JSONDecodeError, RecursionError):   # RecursionError: nesting deeper than the parser goes
+            # RecursionError: nesting deeper than the parser goes; ValueError: an integer of more
+            # digits than Python converts (sys.get_int_max_str_digits), JSONDecodeError's parent.
+            except (ValueError, RecursionError):
                 yield Quarantined(shard.source, "malformed-json", where, _snippet(line))
                 continue
             if _SURROGATE_ESCAPE.search(line) and _has_lone_surrogate(rec):

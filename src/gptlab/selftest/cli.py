@@ -410,7 +410,7 @@ def run(ctx: Context) -> list[Row]:
     scratch = ctx.work.resolve()
     f = Fuzzer(rng, scratch)
     commands = [c for c in walk(_cli().build_parser()) if c.path not in SKIP]
-    n_flags, n_over, n_toml, n_sub = (6, 60, 60, 2) if ctx.quick else (25, 200, 200, 6)
+    n_flags, n_over, n_toml, n_sub = (6, 60, 60, 2) if ctx.quick else (20, 150, 150, 4)
     timeout = 20.0 if ctx.quick else 30.0
     rows: list[Row] = []
     samples: list[list[str]] = []

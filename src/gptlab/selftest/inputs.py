@@ -442,6 +442,6 @@ def fuzz_steps(ctx: Context, n: int) -> Row:
 
 
 def run(ctx: Context) -> list[Row]:
-    n_files = 40 if ctx.quick else 250     # per format: 7 formats
-    n_docs = 100 if ctx.quick else 1000
+    n_files = 40 if ctx.quick else 200     # per format: 7 formats
+    n_docs = 100 if ctx.quick else 800
     return [fuzz_steps(ctx, n_docs), *fuzz_readers(ctx, n_files)]
