@@ -56,3 +56,18 @@ def test_bakeoff_price_flags_must_be_finite(tmp_path, capsys, flag, value):
                             flag, value], capsys)
     assert line.startswith(f"gptlab: error: {flag} ") and "finite" in line
     assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("line", ["[" * 100_000, '{"query": "x", "n": ' + "9" * 5000 + "}"])
+def test_a_tasks_line_too_deep_or_with_a_huge_integer_is_one_line(tmp_path, capsys, untrained_checkpoint_dir, line):
+    t = tmp_path / "task.jsonl"
+    t.write_text(line + "\n")
+    out = _one_line_error(["eval", "--checkpoint", untrained_checkpoint_dir, "--tasks", t, "--out", tmp_path / "ev"],
+                          capsys)
+    assert "task.jsonl:1" in out and "not JSON" in out
+
+
+def test_an_hf_config_too_deep_is_one_line(tmp_path, capsys):
+    (tmp_path / "hf").mkdir()
+    (tmp_path / "hf" / "config.json").write_text("[" * 100_000)
+    assert "config.json" in _one_line_error(["import", "--input", tmp_path / "hf", "--out", tmp_path / "ck"], capsys)

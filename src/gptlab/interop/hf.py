@@ -217,7 +217,7 @@ def _read_hf_config(hf_dir: Path) -> dict:
         raise FileNotFoundError(f"{hf_dir}: not a Hugging Face model folder (no config.json)")
     try:
         cfg = json.loads((hf_dir / "config.json").read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (ValueError, RecursionError) as e:   # JSONDecodeError, UnicodeDecodeError, too deep or too long
         raise InputError(f"{hf_dir}/config.json: not valid JSON ({e})") from None
     if not isinstance(cfg, dict):
         raise InputError(f"{hf_dir}/config.json: expected a JSON object")
