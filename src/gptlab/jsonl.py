@@ -23,6 +23,10 @@ def jsonl_objects(path: str | Path, error: type[Exception], what: str = "file") 
             obj = json.loads(line)
         except json.JSONDecodeError as e:
             raise error(f"{p}:{lineno}: not JSON ({e.msg})") from None
+        except RecursionError:
+            raise error(f"{p}:{lineno}: not JSON (nested too deeply)") from None
+        except ValueError as e:   # an integer of more digits than Python converts
+            raise error(f"{p}:{lineno}: not JSON ({str(e).split(';')[0]})") from None
         if not isinstance(obj, dict):
             raise error(f"{p}:{lineno}: expected a JSON object")
         yield f"{p}:{lineno}", obj

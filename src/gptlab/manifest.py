@@ -101,9 +101,10 @@ def read_manifest(stage_dir: str | Path) -> dict[str, Any] | None:
     p = Path(stage_dir) / MANIFEST
     try:
         m = json.loads(p.read_text(encoding="utf-8"))
-    except (FileNotFoundError, NotADirectoryError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+    except (FileNotFoundError, NotADirectoryError, ValueError, RecursionError):
+        # ValueError: not JSON, not UTF-8, an integer too long to parse
         return None
-    return m if isinstance(m, dict) else None
+    return m if isinstance(m, dict) else None   # a manifest is a JSON object; anything else is none
 
 
 def write_manifest(stage_dir: str | Path, *, stage: str, key: str, outputs: list[str],

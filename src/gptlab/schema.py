@@ -199,6 +199,8 @@ def from_toml_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{p}: not UTF-8 text") from None
     except OSError as e:
         raise ConfigError(f"{p}: cannot read ({e.strerror})") from None
+    except RecursionError:   # tomllib recurses once per level of nesting
+        raise ConfigError(f"{p}: invalid TOML (arrays or tables nested too deeply)") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{p}: invalid TOML ({e})") from None
 

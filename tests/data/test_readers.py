@@ -7,7 +7,8 @@ import pytest
 import zstandard
 from data_corpora import write_jsonl, write_warc
 
-from gptlab.data.documents import Document
+from gptlab.data import readers
+from gptlab.data.documents import Document, read_shard, write_shard
 from gptlab.data.readers import Quarantined, discover, read_input, write_parquet
 
 
@@ -98,3 +99,43 @@ def test_discover_reports_missing_and_unknown_inputs(tmp_path):
     write_jsonl(tmp_path / "d.jsonl", [{"text": "a"}])
     # x.bin is no input format: counted (one unsupported-format record), not skipped silently
     assert [s.kind for s in discover([tmp_path])] == ["jsonl", "unsupported"]
+
+
+def test_lone_surrogate_escapes_are_quarantined_and_shards_stay_readable(tmp_path):
+    """JSON can escape half a surrogate pair; such a record used to become a document whose
+    shard (kept, dropped or quarantine) could not be read back as UTF-8."""
+    p = tmp_path / "s.jsonl"
+    p.write_text('{"text": "fine \\ud83d\\ude00 document"}\n{"text": "half \\ud800 pair"}\n'
+                 '{"text": "ok", "id": "\\udfff"}\n{"text": "ok", "meta": {"k": "\\ud83d"}}\n')
+    docs, bad = _read_all(p)
+    assert [d.text for d in docs] == ["fine \U0001F600 document"]
+    assert [q.reason for q in bad] == ["invalid-unicode"] * 3
+    out = tmp_path / "q.jsonl.zst"
+    write_shard(out, [Document(id=q.where, text=q.sample, source=q.source, domain=q.source) for q in bad] + docs)
+    assert len(list(read_shard(out))) == 4
+
+
+def _wet_record(n: int, text: bytes, wrong_length: int = 0) -> bytes:
+    head = (f"WARC/1.0\r\nWARC-Type: conversion\r\nWARC-Record-ID: <urn:uuid:{n}>\r\n"
+            f"WARC-Target-URI: http://example.com/{n}\r\nContent-Type: text/plain\r\n"
+            f"Content-Length: {len(text) + wrong_length}\r\n\r\n")
+    return head.encode() + text + b"\r\n\r\n"
+
+
+def test_a_wrong_warc_content_length_is_one_log_line_not_warcio_noise(tmp_path, capsys, monkeypatch):
+    logged = []
+    monkeypatch.setattr(readers, "log", logged.append)
+    p = tmp_path / "x.wet"
+    p.write_bytes(_wet_record(1, b"first page of plain text", -5) + _wet_record(2, b"second page of plain text"))
+    docs, bad = _read_all(p)
+    assert len(docs) + len(bad) >= 1
+    assert "Content-Length is invalid" not in capsys.readouterr().err     # warcio's raw warning
+    assert len(logged) == 1 and "wrong Content-Length" in logged[0] and "x.wet" in logged[0]
+
+
+def test_a_json_integer_too_long_to_convert_is_malformed_json(tmp_path):
+    p = tmp_path / "big.jsonl"
+    p.write_text('{"text": "fine document"}\n{"text": "x", "n": ' + "9" * 5000 + '}\n{"text": "also fine"}\n')
+    docs, bad = _read_all(p)
+    assert [d.text for d in docs] == ["fine document", "also fine"]
+    assert [(q.reason, q.where.endswith("big.jsonl:2")) for q in bad] == [("malformed-json", True)]

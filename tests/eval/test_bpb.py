@@ -92,3 +92,11 @@ def test_make_bpb_eval_feeds_the_training_hook_and_tensorboard(tmp_path):
     assert tb.Scalars("eval_bpb/code")[0].value == pytest.approx(3 * 2 / 5)
     assert tb.Scalars("eval_bpb/prose")[0].value == pytest.approx(2.0)
     assert tb.Scalars("eval_bpb/code")[0].step == 4
+
+
+def test_token_nll_reports_every_batch_against_a_known_total():
+    calls = []
+    token_nll(Uniform(7, 4), [[0, 1, 2, 3, 4, 5, 6], [0, 3], [0, 1, 2]], width=4, stride=2, batch_size=2,
+              on_batch=lambda done, total: calls.append((done, total)))
+    n = calls[0][1]
+    assert n >= 2 and calls == [(i, n) for i in range(1, n + 1)]

@@ -5,10 +5,12 @@ import shutil
 
 import pytest
 import torch
+from rich.progress import Progress
 
 from gptlab.checkpoint import save_checkpoint
 from gptlab.config import RunConfig, load_config, to_dict
 from gptlab.data.documents import Document, write_shard
+from gptlab.eval import bpb
 from gptlab.eval.bpb import run_eval
 from gptlab.eval.config import EvalConfig
 from gptlab.manifest import read_manifest
@@ -69,3 +71,12 @@ def test_held_out_content_not_its_name_decides(tmp_path, checkpoint, one_thread)
     _heldout(moved, TEXTS[:2])                         # same file name, new content: recomputed
     r = _eval("fp32", moved, checkpoint, out)
     assert r["overall"]["docs"] == 2 and _finished(out) != first
+
+
+def test_the_eval_bar_has_the_number_of_batches_as_its_total(checkpoint, tmp_path, monkeypatch):
+    made = []
+    monkeypatch.setattr(bpb, "make_progress", lambda: made.append(Progress(disable=True)) or made[-1])
+    (tmp_path / "h").mkdir()
+    run_eval(EvalConfig(batch_size=2), _heldout(tmp_path / "h", TEXTS * 3), checkpoint, None, tmp_path / "eval")
+    (task,) = made[0].tasks
+    assert task.total is not None and task.total > 1 and task.completed == task.total   # not "0/1"

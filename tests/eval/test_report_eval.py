@@ -16,11 +16,13 @@ def test_report_has_domain_task_harness_and_helm_coverage_tables(tmp_path):
                    summary={"tasks": {"hellaswag": {"acc": 0.26, "acc_norm": 0.27}}})
     html = write_report(run).read_text()
     assert 'id="evaluation"' in html and "50%" in html             # model vs unigram: 1 - 2.5/5
-    assert "<td>cloze_mc</td><td>multiple choice</td><td>2</td><td>10</td><td>0.300</td><td>0.400</td><td>0.500</td>" in html
-    assert "<td>cloze_gen</td><td>generation</td><td>0</td><td>10</td><td>—</td><td>—</td><td>—</td><td>0.100</td><td>0.250</td>" in html
+    assert ('<td>cloze_mc</td><td>multiple choice</td><td class="num">2</td><td class="num">10</td><td class="num">0.300</td>'
+            '<td class="num">0.400</td><td class="num">0.500</td>') in html
+    assert ('<td>cloze_gen</td><td>generation</td><td class="num">0</td><td class="num">10</td><td class="num">—</td>'
+            '<td class="num">—</td><td class="num">—</td><td class="num">0.100</td><td class="num">0.250</td>') in html
     assert "acc 0.260, acc_norm 0.270" in html
     assert "<td>HellaSwag</td><td>question answering</td><td>hellaswag</td><td>run</td>" in html
-    assert "<td>MMLU</td><td>question answering</td><td>mmlu</td><td>available</td>" in html
+    assert "<td>MMLU</td><td>question answering</td><td>mmlu</td><td>available</td>" not in html   # no dataset here
     assert "<td>QuAC</td><td>question answering</td><td>—</td><td>not covered</td>" in html
     assert "<td>Language modelling (held-out, per domain)</td><td>language modelling</td><td>gptlab eval (bpb)</td><td>run</td>" in html
     assert "<td>calibration</td><td>not covered</td>" in html and "<td>accuracy</td><td>covered</td>" in html

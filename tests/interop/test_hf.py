@@ -17,6 +17,7 @@ from gptlab.cli import main  # noqa: E402
 from gptlab.config import RunConfig, load_config, to_dict  # noqa: E402
 from gptlab.interop import ExportRefused, export_hf, import_hf, to_hf_model  # noqa: E402
 from gptlab.interop import adapters as adapters_mod  # noqa: E402
+from gptlab.interop import hf as hf_mod  # noqa: E402
 from gptlab.interop.hf import build_hf_config  # noqa: E402
 from gptlab.interop.transforms import fuse_qkv_contiguous  # noqa: E402
 from gptlab.model import GPT  # noqa: E402
@@ -262,3 +263,24 @@ def test_cli_refuses_a_deepnorm_checkpoint_with_a_clear_message(tmp_path, capsys
     err = capsys.readouterr().err
     assert "DeepNorm" in err and "\n" not in err.strip()
     assert not (tmp_path / "hf").exists()
+
+
+def test_transformers_bars_and_warnings_are_off_while_we_export_and_import(untrained_checkpoint_dir, tmp_path,
+                                                                         monkeypatch):
+    tl = transformers.utils.logging
+    seen = []
+    real_to_hf, real_save_tok = hf_mod.to_hf_model, hf_mod._save_tokenizer
+
+    def watch(fn):
+        def wrapped(*a, **k):
+            seen.append((fn.__name__, tl.is_progress_bar_enabled(), tl.get_verbosity()))
+            return fn(*a, **k)
+        return wrapped
+    monkeypatch.setattr(hf_mod, "to_hf_model", watch(real_to_hf))
+    monkeypatch.setattr(hf_mod, "_save_tokenizer", watch(real_save_tok))
+    tl.enable_progress_bar()
+    before = tl.get_verbosity()
+    export_hf(untrained_checkpoint_dir, tmp_path / "hf")
+    assert [s[0] for s in seen] == ["to_hf_model", "_save_tokenizer"]
+    assert all(not bars and level == tl.ERROR for _, bars, level in seen)
+    assert tl.is_progress_bar_enabled() and tl.get_verbosity() == before      # restored afterwards

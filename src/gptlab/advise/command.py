@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from gptlab.advise.answers import Answers, answers_from_dict, ask_interactive, l
 from gptlab.advise.bakeoff import BakeoffSettings, render_markdown, run_bakeoff
 from gptlab.advise.engine import advise, render
 from gptlab.advise.flow import mermaid
+from gptlab.errors import UserError
 from gptlab.manifest import atomic_write_json
 
 
@@ -46,10 +48,23 @@ def advise_command(answers_file: str | None, flags: dict[str, Any], interactive:
         render(advice, Console())
 
 
+PRICE_FLAGS = {"usd_per_hour": "--usd-per-hour", "usd_per_1k_tokens": "--usd-per-1k-tokens"}
+
+
+def _check_prices(settings: dict[str, Any]) -> None:
+    """A price is a finite number >= 0: nan or inf would print as invalid JSON and make every
+    cost comparison false. The error names the flag."""
+    for key, flag in PRICE_FLAGS.items():
+        v = settings.get(key)
+        if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+            raise UserError(f"{flag} {v}: must be a finite number >= 0 (US dollars)")
+
+
 def bakeoff_command(train: str, test: str, task: str, model: str | None, out: str | None, as_json: bool,
                     answers_file: str | None, flags: dict[str, Any], small_model: str | None = None,
                     force: bool = False, **settings: Any) -> None:
 
+    _check_prices(settings)
     answers = collect_answers(answers_file, flags, interactive=False)
     report = run_bakeoff(train, test, BakeoffSettings(task=task, **settings), model_path=model, out_dir=out,
                          answers=answers, small_model_path=small_model, force=force)

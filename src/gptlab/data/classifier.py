@@ -26,7 +26,7 @@ from typing import Any, Iterable, Literal
 import numpy as np
 import xxhash
 
-from gptlab.console import log
+from gptlab.console import log, progress_task
 from gptlab.data.documents import Document
 from gptlab.data.readers import discover, read_input
 from gptlab.data.steps import Step, StepParams
@@ -182,13 +182,17 @@ def cross_fit_quality_model(positives: list[str], negatives: list[str], negative
             fold = np.array([r % folds for r in rank])
             break
     X = _vectorizer(n_features, ngram_max).transform(texts)
-    coef, intercept = _fit(X, y)
     fold_coef = np.zeros((folds, n_features), dtype=np.float32)
     fold_intercept = np.zeros(folds)
     oof = np.zeros(len(y))
-    for k in range(folds):
-        fold_coef[k], fold_intercept[k] = _fit(X[fold != k], y[fold != k])
-        oof[fold == k] = _sigmoid(X[fold == k] @ fold_coef[k] + fold_intercept[k])
+    # One fit per fold plus the full model: seconds each on a real reference set, so a bar.
+    with progress_task("classifier fit", folds + 1) as advance:
+        coef, intercept = _fit(X, y)
+        advance(1, info=f"full model, {len(y):,} docs")
+        for k in range(folds):
+            fold_coef[k], fold_intercept[k] = _fit(X[fold != k], y[fold != k])
+            oof[fold == k] = _sigmoid(X[fold == k] @ fold_coef[k] + fold_intercept[k])
+            advance(1, info=f"fold {k + 1}/{folds}")
     precision, recall = _precision_recall(y, (oof > 0.5).astype(int))
     info = {"positives": len(positives), "negatives": len(negatives), "heldout_docs": len(y),
             "precision": precision, "recall": recall, "validation": f"{folds}-fold cross-fitting",

@@ -14,6 +14,7 @@ from typing import Any, Iterable, Iterator
 
 import zstandard
 
+from gptlab.errors import InputError
 from gptlab.manifest import atomic_path
 
 
@@ -33,8 +34,9 @@ class Document:
         return json.dumps(asdict(self), ensure_ascii=False)
 
 
-class ShardFormatError(ValueError):
-    """A shard line that is not a valid document; the message names file and line."""
+class ShardFormatError(InputError):
+    """A shard line that is not a valid document (or a file that is no shard); the message
+    names file and line. An InputError, so the CLI prints it as one line."""
 
 
 def write_shard(path: str | Path, docs: Iterable[Document], level: int = 3) -> int:

@@ -10,9 +10,12 @@ so that every input record is accounted for: in = kept + dropped + quarantined.
 """
 from __future__ import annotations
 
+import contextlib
 import gzip
+import io
 import itertools
 import json
+import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import zstandard
 
+from gptlab.console import log
 from gptlab.data.documents import Document
 from gptlab.manifest import MARKER as STAGE_MARKER
 from gptlab.manifest import atomic_path
@@ -171,7 +175,8 @@ def _raw_lines(path: Path) -> Iterator[bytes]:
 def _snippet(raw: bytes | str, n: int = 200) -> str:
     if isinstance(raw, bytes):
         raw = raw[:n].decode("utf-8", errors="replace")
-    return raw[:n]
+    # A lone surrogate would make the quarantine shard unreadable: it becomes "?".
+    return raw[:n].encode("utf-8", errors="replace").decode("utf-8")
 
 
 def _looks_binary(text: str) -> bool:
@@ -187,7 +192,15 @@ def _check_text(text: str, max_bytes: int) -> str | None:
     """Reason to quarantine a decoded text, or None."""
     if not text.strip():
         return "empty-document"
-    if len(text) > max_bytes or len(text.encode("utf-8", errors="surrogatepass")) > max_bytes:
+    if len(text) > max_bytes:
+        return "oversized-document"
+    try:
+        nbytes = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        # A lone surrogate ("\ud800" escaped in JSON) is no character: a shard holding it
+        # could not be read back as UTF-8.
+        return "invalid-unicode"
+    if nbytes > max_bytes:
         return "oversized-document"
     if _looks_binary(text):
         return "binary-content"
@@ -223,6 +236,17 @@ def _binary_head(lines: list[bytes]) -> bool:
 
 
 HEAD_BYTES = 8192
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _has_lone_surrogate(rec: Any) -> bool:
+    """JSON may escape half of a surrogate pair ("\\ud800"): no character, and a shard holding
+    one (in the text, the id or the meta) could not be read back as UTF-8."""
+    try:
+        json.dumps(rec, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def read_jsonl(shard: InputShard, max_bytes: int) -> Iterator[Document | Quarantined]:
@@ -252,8 +276,13 @@ def read_jsonl(shard: InputShard, max_bytes: int) -> Iterator[Document | Quarant
                 line = line.removeprefix("\ufeff")   # a UTF-8 byte-order mark is not part of the record
             try:
                 rec = json.loads(line)
-            except (json.JSONDecodeError, RecursionError):   # RecursionError: nesting deeper than the parser goes
+            # RecursionError: nesting deeper than the parser goes; ValueError: an integer of more
+            # digits than Python converts (sys.get_int_max_str_digits), JSONDecodeError's parent.
+            except (ValueError, RecursionError):
                 yield Quarantined(shard.source, "malformed-json", where, _snippet(line))
+                continue
+            if _SURROGATE_ESCAPE.search(line) and _has_lone_surrogate(rec):
+                yield Quarantined(shard.source, "invalid-unicode", where, _snippet(line))
                 continue
             if not isinstance(rec, dict) or not isinstance(rec.get("text"), str):
                 yield Quarantined(shard.source, "no-text-field", where, _snippet(line))
@@ -316,6 +345,25 @@ def _html_text(payload: bytes) -> str:
     return extract_plain_text(html, main_content=True)
 
 
+def _quiet_records(archive, path: Path) -> Iterator[Any]:
+    """warcio's records, without its multi-line stderr warning per record whose Content-Length
+    is wrong (it resynchronises on the next record): one log line per file instead. stderr is
+    swapped only while warcio reads, never while our caller runs."""
+    sink = io.StringIO()
+    records = iter(archive)
+    try:
+        while True:
+            with contextlib.redirect_stderr(sink):
+                record = next(records, None)
+            if record is None:
+                return
+            yield record
+    finally:
+        bad = getattr(archive, "err_count", 0)
+        if bad:
+            log(f"[yellow]{path}: {bad} WARC record(s) with a wrong Content-Length (read on from the next record)")
+
+
 def read_warc(shard: InputShard, max_bytes: int) -> Iterator[Document | Quarantined]:
     """WARC ``response`` records (HTML → main text) or WET ``conversion`` records (text)."""
     from warcio.archiveiterator import ArchiveIterator  # noqa: PLC0415  (optional extra (gptlab[data]): WARC/WET reading)
@@ -325,7 +373,7 @@ def read_warc(shard: InputShard, max_bytes: int) -> Iterator[Document | Quaranti
     n = 0
     with open(path, "rb") as f:
         try:
-            for record in ArchiveIterator(f):
+            for record in _quiet_records(ArchiveIterator(f), path):
                 if record.rec_type != want:
                     continue  # warcinfo / request / metadata records are not documents
                 n += 1

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from gptlab.api import load_model
-from gptlab.console import log, progress_task
+from gptlab.console import log, make_progress
 from gptlab.data.documents import read_shards, shard_paths
 from gptlab.device import autocast, resolve_device, resolve_precision
 from gptlab.errors import InputError
@@ -51,14 +51,15 @@ def windows(ids: list[int], width: int, stride: int) -> Iterable[tuple[list[int]
 
 @torch.no_grad()
 def token_nll(model, docs_ids: list[list[int]], width: int, stride: int, batch_size: int,
-              device: torch.device | str = "cpu", autocast=None) -> list[float]:
-    """Summed natural-log NLL per document."""
+              device: torch.device | str = "cpu", autocast=None, on_batch=None) -> list[float]:
+    """Summed natural-log NLL per document. ``on_batch(done, total)`` follows the batches."""
     jobs = []
     for d, ids in enumerate(docs_ids):
         for inp, tgt, first in windows(ids, width, stride):
             jobs.append((d, inp, tgt, first))
     totals = [0.0] * len(docs_ids)
     model.eval()
+    n_batches = -(-len(jobs) // batch_size)
     for i in range(0, len(jobs), batch_size):
         chunk = jobs[i:i + batch_size]
         T = max(len(j[1]) for j in chunk)
@@ -77,6 +78,8 @@ def token_nll(model, docs_ids: list[list[int]], width: int, stride: int, batch_s
         per_row = nll.sum(dim=1).double().cpu().tolist()
         for r, (d, *_rest) in enumerate(chunk):
             totals[d] += per_row[r]
+        if on_batch is not None:
+            on_batch(i // batch_size + 1, n_batches)
     return totals
 
 
@@ -86,13 +89,14 @@ def unigram_bits(docs_ids: list[list[int]], counts: np.ndarray) -> list[float]:
 
 
 def evaluate_bpb(model, tokenizer, docs, unigram_counts: np.ndarray | None, stride_fraction: float = 0.5,
-                 batch_size: int = 8, device="cpu", autocast=None) -> dict:
-    """Per-domain and overall bpb for ``docs`` (Documents); the unigram baseline when counts given."""
+                 batch_size: int = 8, device="cpu", autocast=None, on_batch=None) -> dict:
+    """Per-domain and overall bpb for ``docs`` (Documents); the unigram baseline when counts given.
+    ``on_batch(done, total)`` is called after each batch of windows."""
     eos = eos_id(tokenizer)
     width = model.config.block_size
     stride = max(1, int(width * stride_fraction))
     ids = [[eos] + enc.ids for enc in tokenizer.encode_batch([d.text for d in docs])]
-    nll = token_nll(model, ids, width, stride, batch_size, device, autocast)
+    nll = token_nll(model, ids, width, stride, batch_size, device, autocast, on_batch)
     uni = unigram_bits(ids, unigram_counts) if unigram_counts is not None else None
     agg: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for k, d in enumerate(docs):
@@ -157,10 +161,15 @@ def run_eval(ecfg: EvalConfig, heldout: str | Path, checkpoint: str | Path, pack
         tok = load_tokenizer(ckpt)
         counts = unigram_counts(pack_dir)
         model.to(device)
-        with progress_task("eval", 1) as advance:
+        # The bar counts batches of windows; their number is known once the documents are tokenized.
+        with make_progress() as prog:
+            bar = prog.add_task("eval (batches)", total=None, info=f"tokenizing {len(docs):,} docs")
+
+            def on_batch(done: int, total: int) -> None:
+                prog.update(bar, completed=done, total=total, info=f"{len(docs):,} docs")
+
             result = evaluate_bpb(model, tok, docs, counts, ecfg.stride_fraction, ecfg.batch_size,
-                                  device, autocast(precision, device))
-            advance(1)
+                                  device, autocast(precision, device), on_batch)
         result["checkpoint"] = str(ckpt)
         result["precision"] = precision
         atomic_write_json(st.dir / "eval.json", result)

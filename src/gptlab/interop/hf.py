@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -38,6 +39,22 @@ def _transformers():
     except ImportError:
         raise ExportRefused("Hugging Face interop needs transformers: pip install 'gptlab[hf]'") from None
     return transformers
+
+
+@contextmanager
+def quiet_transformers():
+    """transformers' own tqdm bars and warnings would print through gptlab's bars and log
+    lines: off while we call it, as they were afterwards."""
+    tl = _transformers().utils.logging
+    bars, level = tl.is_progress_bar_enabled(), tl.get_verbosity()
+    tl.disable_progress_bar()
+    tl.set_verbosity_error()
+    try:
+        yield
+    finally:
+        if bars:
+            tl.enable_progress_bar()
+        tl.set_verbosity(level)
 
 
 def build_hf_config(adapter: Adapter, cfg: ModelConfig, special: dict | None = None, **overrides):
@@ -177,12 +194,14 @@ def export_hf(checkpoint: str | Path, out: str | Path, arch: str | None = None, 
     model, ckpt = load_model(checkpoint, return_path=True)
     tokenizer_file = ckpt / "tokenizer.json"
     special = _special_ids(tokenizer_file)
-    hf = to_hf_model(model, arch, special)
+    with quiet_transformers():
+        hf = to_hf_model(model, arch, special)
     tmp = _fresh_tmp(out)
-    hf.save_pretrained(str(tmp), safe_serialization=True)
-    if tokenizer_file.exists():
-        _save_tokenizer(tokenizer_file, tmp)
-    else:
+    with quiet_transformers():
+        hf.save_pretrained(str(tmp), safe_serialization=True)
+        if tokenizer_file.exists():
+            _save_tokenizer(tokenizer_file, tmp)
+    if not tokenizer_file.exists():
         log(f"[yellow]export: {ckpt} has no tokenizer.json; the folder holds the model only")
     outputs = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
     for rel in outputs:
@@ -199,7 +218,7 @@ def _read_hf_config(hf_dir: Path) -> dict:
         raise FileNotFoundError(f"{hf_dir}: not a Hugging Face model folder (no config.json)")
     try:
         cfg = json.loads((hf_dir / "config.json").read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (ValueError, RecursionError) as e:   # JSONDecodeError, UnicodeDecodeError, too deep or too long
         raise InputError(f"{hf_dir}/config.json: not valid JSON ({e})") from None
     if not isinstance(cfg, dict):
         raise InputError(f"{hf_dir}/config.json: expected a JSON object")
@@ -221,8 +240,9 @@ def import_hf(hf_dir: str | Path, out: str | Path, block_size: int | None = None
                         "the import", force)
     tf = _transformers()
     try:
-        hf = getattr(tf, arch).from_pretrained(str(hf_dir), dtype=torch.float32, local_files_only=True,
-                                               use_safetensors=True)
+        with quiet_transformers():
+            hf = getattr(tf, arch).from_pretrained(str(hf_dir), dtype=torch.float32, local_files_only=True,
+                                                   use_safetensors=True)
     except (OSError, ValueError, SafetensorError) as e:   # SafetensorError: a file that is not safetensors
         raise InputError(f"{hf_dir}: transformers cannot load it ({' '.join(str(e).split())[:300]})") from None
     model = from_hf_model(hf, block_size)

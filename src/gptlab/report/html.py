@@ -24,23 +24,35 @@ def _img(path: Path, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
+NO_VALUE = "—"
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 def _table(headers: list[str], rows: list[list[Any]], cls: str = "") -> str:
+    """An HTML table: numbers right-aligned (and their column's header), text left-aligned."""
     def cell(v: Any) -> str:
         if isinstance(v, float):
             return f"{v:,.3f}"
-        if isinstance(v, int):
+        if _is_number(v):
             return f"{v:,}"
         return html.escape(str(v))
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in r) + "</tr>" for r in rows)
+    numeric = [bool(rows) and all(_is_number(r[i]) or r[i] == NO_VALUE for r in rows if i < len(r))
+               and any(_is_number(r[i]) for r in rows if i < len(r)) for i in range(len(headers))]
+    num = ' class="num"'
+    head = "".join(f"<th{num if numeric[i] else ''}>{html.escape(h)}</th>" for i, h in enumerate(headers))
+    body = "".join("<tr>" + "".join(f"<td{num if _is_number(v) or (i < len(numeric) and numeric[i]) else ''}>"
+                                    f"{cell(v)}</td>" for i, v in enumerate(r)) + "</tr>" for r in rows)
     return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}
 h1{margin-bottom:0}.sub{color:#666;margin-top:.2em}section{margin:2em 0}
-table{border-collapse:collapse;margin:.6em 0;font-size:.9em}th,td{border:1px solid #ddd;padding:.25em .6em;text-align:right}
-th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}img{max-width:100%}
+table{border-collapse:collapse;margin:.6em 0;font-size:.9em}th,td{border:1px solid #ddd;padding:.25em .6em;text-align:left}
+th{background:#f4f4f4}td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}img{max-width:100%}
 pre{background:#f7f7f7;padding:1em;overflow:auto;font-size:.85em}.ok{color:#1a7f37}.bad{color:#b42318}
 """
 
@@ -53,12 +65,21 @@ def _funnel_section(run: Path, figs: Path) -> str:
     f = cs["funnel"]
     stages = [("harvest candidates", hs["docs"] + hs["quarantined"], hs["bytes"]),
               ("harvested", hs["docs"], hs["bytes"])]
+    # Curation quarantines records as it reads them, before its first step: a stage of its own,
+    # so that the first step's bar shows only what that step dropped.
+    q_curate = sum(f.get("quarantined", {}).values())
+    first = f["steps"][0] if f["steps"] else None
+    read_in = first["in_docs"] if first else cs["in_docs"] - q_curate
+    stages.append((f"read by curate ({q_curate:,} quarantined)", read_in,
+                   first["in_bytes"] if first else cs.get("train_bytes", 0) + cs.get("heldout_bytes", 0)))
     for s in f["steps"]:
         stages.append((f"after {s['name']}", s["out_docs"], s["out_bytes"]))
     stages.append(("train split", cs["train_docs"], cs["train_bytes"]))
     stages.append(("held-out split", cs["heldout_docs"], cs["heldout_bytes"]))
     chart = funnel_chart(stages, figs / "funnel.png")
-    step_rows = []
+    q_reasons = ", ".join(f"{k}: {v:,}" for k, v in sorted(f.get("quarantined", {}).items())) or NO_VALUE
+    step_rows = [["quarantine (reading the inputs)", cs["in_docs"], read_in, NO_VALUE, NO_VALUE,
+                  f"quarantined ({q_reasons})"]]
     for s in f["steps"]:
         reasons = ", ".join(f"{k}: {v:,}" for k, v in sorted(s["dropped"].items())) or "—"
         step_rows.append([s["name"], s["in_docs"], s["out_docs"], s["in_bytes"] / 1e6, s["out_bytes"] / 1e6, reasons])
@@ -203,8 +224,10 @@ context (stride {r['stride']}). The unigram baseline uses token frequencies of t
     parts.append("<h3>Coverage of HELM's scenarios and metrics</h3>"
                  + _table(["scenario", "kind", "task", "status"], cov)
                  + _table(["metric", "status", "how"], [list(m) for m in HELM_METRICS])
-                 + "<p>run: results in this report; available: an lm-evaluation-harness task exists "
-                   "(<code>gptlab eval --harness TASK</code> with its dataset cached locally); not covered: neither.</p>")
+                 + "<p>run: results in this report; available: an lm-evaluation-harness task exists and its "
+                   "dataset is in this machine's Hugging Face cache (<code>gptlab eval --harness TASK</code> runs "
+                   "it now); no dataset here: the task exists, its dataset is not on this machine (runs never "
+                   "download); not covered: no task stands in for the scenario.</p>")
     parts.append("</section>")
     return "\n".join(parts)
 

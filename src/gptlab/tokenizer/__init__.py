@@ -6,10 +6,10 @@ from typing import Iterable, Iterator
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from gptlab.console import log, progress_task
+from gptlab.console import log, make_progress
 from gptlab.data.documents import read_shards, shard_paths
 from gptlab.errors import InputError
-from gptlab.manifest import Stage, atomic_path, stage_key
+from gptlab.manifest import Stage, atomic_path, read_manifest, stage_key
 from gptlab.schema import section_dict
 from gptlab.tokenizer.config import TokenizerConfig
 
@@ -48,13 +48,24 @@ def eos_id(tok: Tokenizer) -> int:
     return i
 
 
-def _budgeted(texts: Iterable[str], max_bytes: int) -> Iterator[str]:
+def _budgeted(texts: Iterable[str], max_bytes: int, advance=None) -> Iterator[str]:
     used = 0
     for t in texts:
         if used >= max_bytes:
             return
         used += len(t)
+        if advance is not None:
+            advance(len(t))
         yield t
+
+
+def _train_chars(curate_dir: Path, budget: int) -> int | None:
+    """Characters the tokenizer will read: the curated training split, up to the budget. The
+    curate manifest counts its UTF-8 bytes, an upper bound on characters; the bar's end is exact
+    once the texts run out."""
+    m = read_manifest(curate_dir) or {}
+    n = (m.get("summary") or {}).get("train_bytes")
+    return min(int(n), budget) if isinstance(n, int) and n > 0 else budget
 
 
 def run_tokenizer(tcfg: TokenizerConfig, curate_dir: str | Path, out_dir: str | Path, *, force: bool = False) -> dict:
@@ -64,11 +75,15 @@ def run_tokenizer(tcfg: TokenizerConfig, curate_dir: str | Path, out_dir: str | 
         if st.complete:
             return st.summary
         train_shards = shard_paths(Path(curate_dir) / "train")
-        with progress_task("tokenizer", None) as advance:
+        budget = int(tcfg.max_train_mb * 1e6)
+        # A bar over the characters read (BPE's merges follow the last text, briefly).
+        with make_progress() as prog:
+            bar = prog.add_task("tokenizer (chars read)", total=_train_chars(Path(curate_dir), budget), info="")
             texts = (d.text for d in read_shards(train_shards))
-            tok = train_tokenizer(_budgeted(texts, int(tcfg.max_train_mb * 1e6)),
+            tok = train_tokenizer(_budgeted(texts, budget, lambda n: prog.advance(bar, n)),
                                   tcfg.vocab_size, tcfg.min_frequency)
-            advance(1)
+            done = prog.tasks[0].completed
+            prog.update(bar, total=done, info=f"{tok.get_vocab_size():,} tokens")   # the true end
         with atomic_path(st.dir / TOKENIZER_FILE) as tmp:
             tok.save(str(tmp))
         summary = {"vocab_size": tok.get_vocab_size(), "eos_id": eos_id(tok)}
