@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from gptlab.checkpoint import latest_valid
@@ -112,6 +113,27 @@ def test_skip_list_survives_kill_and_resume(pack_dir, tmp_path):
     wa = load_file(str(latest_valid(tmp_path / "a" / "checkpoints") / "model.safetensors"))
     wb = load_file(str(latest_valid(tmp_path / "b" / "checkpoints") / "model.safetensors"))
     assert all((wa[k] == wb[k]).all() for k in wa)      # bitwise: the skips were restored
+    assert resumed["final_loss"] == full["final_loss"]
+
+
+def test_a_spike_soon_after_a_resume_is_judged_as_without_the_kill(pack_dir, tmp_path):
+    """The checkpoint carries the guard's windows: resumed at step 40, a run still has the 25
+    losses its loss detector needs to arm, detects the spike at 55 as the uninterrupted run
+    does, and ends bitwise the same (its rollback target, step 45, is after the restart)."""
+    extra = ["stability.inject=lr_spike@55", "stability.grad_k=0"]
+    full, _, events_full = run(pack_dir, tmp_path / "a", extra)
+    assert [e["event"] for e in events_full][:3] == ["inject", "detect", "rollback"]
+    run(pack_dir, tmp_path / "b", extra)
+    for p in (tmp_path / "b" / "checkpoints").iterdir():
+        if p.name > "step-00000040":
+            shutil.rmtree(p)
+    (tmp_path / "b" / "manifest.json").unlink()
+    (tmp_path / "b" / "events.jsonl").unlink()
+    resumed, _, events_resumed = run(pack_dir, tmp_path / "b", extra)
+    assert events_resumed == events_full          # the same detection, threshold and target
+    wa = load_file(str(latest_valid(tmp_path / "a" / "checkpoints") / "model.safetensors"))
+    wb = load_file(str(latest_valid(tmp_path / "b" / "checkpoints") / "model.safetensors"))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert resumed["final_loss"] == full["final_loss"]
 
 

@@ -401,7 +401,7 @@ def _resume_state(key: str) -> Callable[[TrainState], dict[str, Any]]:
     """What a checkpoint carries besides weights and optimizer, for a bitwise-exact resume."""
     def extra(s: TrainState) -> dict[str, Any]:
         return {"config_key": key, "data_position": s.batches.position(s.step), "skips": s.batches.skips,
-                "batch_size": s.batches.size(s.step),
+                "batch_size": s.batches.size(s.step), **s.checkpoint_extra,
                 **({"scaler": s.scaler.state_dict()} if s.scaler.is_enabled() else {})}
     return extra
 

@@ -5,9 +5,15 @@ guard restores the newest snapshot taken at least ``rollback_steps`` before s, a
 window of ``skip_batches`` batches to the skip list (so those sequences of the fixed
 global order are never read again), and continues with the hyperparameters unchanged —
 never OPT's mid-flight edits. Snapshots live in an in-memory ring (cheap, frequent);
-after a restart the on-disk checkpoints serve instead. Rollbacks have a budget: past
-``max_rollbacks`` within ``budget_window`` steps the run stops with a report instead of
-looping. Every event goes to ``events.jsonl`` and TensorBoard.
+after a restart the on-disk checkpoints serve for targets older than the restart. Rollbacks
+have a budget: past ``max_rollbacks`` within ``budget_window`` steps the run stops with a
+report instead of looping. Every event goes to ``events.jsonl`` and TensorBoard.
+
+Each checkpoint carries the guard's detector windows, rollback budget and arming, so a
+resumed run judges every step as the uninterrupted run would. One difference remains: a
+spike within ``rollback_steps`` of the restart wants a snapshot older than the restart,
+which only the uninterrupted run still holds in memory; the resumed run then rolls back to
+the newest checkpoint before it (an older point, the same recovery).
 
 Faults to test it with are injected by :mod:`gptlab.train.faults`.
 """
@@ -23,7 +29,7 @@ from typing import Any
 
 import torch
 
-from gptlab.checkpoint import _unflatten_optimizer, list_checkpoints, load_tensors, load_weights
+from gptlab.checkpoint import PREFIX, _unflatten_optimizer, list_checkpoints, load_tensors, load_weights
 from gptlab.faultpoint import kill_point
 from gptlab.manifest import verify
 from gptlab.train.distributed import full_state, load_full_state
@@ -114,11 +120,43 @@ class StabilityGuard(Hook):
         while len(self.ring) > keep:
             self.ring.popleft()
 
+    # -- what a checkpoint carries, so that a resumed run judges every step as the uninterrupted one
+    def _checkpoint_state(self) -> dict[str, Any]:
+        return {"windows": [list(d.values) for d in self.detectors], "rollbacks": list(self.rollbacks),
+                "armed_at": self.armed_at, "pending": self.pending}
+
+    def _resumed_state(self, step: int) -> dict[str, Any] | None:
+        """The guard state saved in the checkpoint this run resumed from (the loop verified it)."""
+        if not step or self.checkpoint_dir is None:
+            return None
+        path = self.checkpoint_dir / f"{PREFIX}{step:08d}" / "state.json"
+        try:
+            return json.loads(path.read_text()).get("guard")
+        except (OSError, ValueError):
+            return None
+
     def on_train_start(self, state: TrainState) -> None:
-        self.armed_at = max(self.armed_at, state.step + min(self.cfg.warmup, self.cfg.cooldown))
+        saved = self._resumed_state(state.step)
+        if saved is not None:
+            # Detector windows, rollback budget, arming and the pending spike as they were at the
+            # checkpoint: without them a resumed run would not judge a spike soon after the
+            # restart (its windows too short to arm), and would diverge from the uninterrupted run.
+            for d, vals in zip(self.detectors, saved["windows"]):
+                d.values.clear()
+                d.values.extend(vals)
+            self.rollbacks, self.armed_at, self.pending = list(saved["rollbacks"]), saved["armed_at"], saved["pending"]
+        else:
+            # An older checkpoint without guard state: the windows refill, so hold off a little.
+            self.armed_at = max(self.armed_at, state.step + min(self.cfg.warmup, self.cfg.cooldown))
         self._snapshot(state)
+        state.checkpoint_extra["guard"] = self._checkpoint_state()
 
     def on_step_end(self, state: TrainState, m: dict[str, Any]) -> None:
+        self._judge(state, m)
+        # The checkpoint hook runs after the guard: it saves the state this step left.
+        state.checkpoint_extra["guard"] = self._checkpoint_state()
+
+    def _judge(self, state: TrainState, m: dict[str, Any]) -> None:
         if state.overflow_skipped:
             # fp16: the gradients overflowed, the loss scaler skipped the step (the weights are
             # the previous step's) and lowered its scale. That is the scaler's business: rolling
@@ -164,7 +202,8 @@ class StabilityGuard(Hook):
                 rng = load_tensors(ck / "rng.safetensors")["torch"]
                 return {"step": st["step"], "model": load_weights(ck / "model.safetensors"),
                         "optim": _unflatten_optimizer(load_tensors(ck / "optimizer.safetensors"), st["optimizer"]),
-                        "rng": rng, "scaler": st.get("scaler"), "windows": None, "source": ck.name}
+                        "rng": rng, "scaler": st.get("scaler"), "windows": st.get("guard", {}).get("windows"),
+                        "source": ck.name}
         return None
 
     def _restore(self, state: TrainState, target: dict[str, Any]) -> None:
@@ -194,6 +233,9 @@ class StabilityGuard(Hook):
             if target is not None:
                 self._restore(state, target)
                 state.step, state.stop_restored = target["step"], True
+            # The checkpoint saved at the stop carries an empty budget: a rerun of a stopped run
+            # (after looking at it) starts with a fresh one.
+            self.rollbacks = []
             self.events.write({"event": "budget-exhausted", "step": step, "reason": state.stop_reason,
                                **({"restored_to": target["step"]} if target is not None else {})})
             return

@@ -6,8 +6,8 @@ without importing each other.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import torch
 
@@ -45,3 +45,6 @@ class TrainState:
     # The loss scaler's verdict on the last step (fp16): it skipped the step on inf/NaN
     # gradients and lowered the scale. Such a step is the scaler's business, not a spike.
     overflow_skipped: bool = False
+    # What hooks ask the next checkpoint's state.json to carry, for an exact resume (the
+    # stability guard's detector windows and counters, under "guard").
+    checkpoint_extra: dict[str, Any] = field(default_factory=dict)
