@@ -94,16 +94,22 @@ def collect(run: Path, summary: dict[str, Any], result: dict[str, Any] | None) -
     events = [json.loads(line) for line in events_file.read_text().splitlines()] if events_file.exists() else []
     logits = [r["max_logit"] for r in rows if "max_logit" in r]
     final = summary.get("final_loss", math.nan)
+    final = final if final is not None and math.isfinite(final) else math.nan
+    first = summary.get("first_loss")
+    diverged = bool(summary.get("stopped")) or not math.isfinite(final) or (first is not None and final > first)
     return {
-        "final_loss": final if final is not None and math.isfinite(final) else math.nan,
+        "final_loss": final,
         "bpb": result["overall"]["bpb"] if result else math.nan,
         "max_logit": max(logits) if logits else math.nan,
         "spikes": sum(e["event"] == "detect" for e in events),
         "rollbacks": sum(e["event"] == "rollback" for e in events),
         "skipped_batches": sum(e.get("batches", 0) for e in events if e["event"] == "skip"),
+        "overflow_skips": sum(r.get("skipped_step", 0) for r in rows),
+        "diverged": float(diverged),
         "tokens_per_s": summary.get("tokens_per_s", math.nan),
         "tokens": summary.get("tokens"), "steps": summary.get("steps"), "params": summary.get("params"),
-        "precision": summary.get("precision"), "stopped": summary.get("stopped"),
+        "precision": summary.get("precision"), "emulated": bool(summary.get("emulated")),
+        "stopped": summary.get("stopped"),
     }
 
 

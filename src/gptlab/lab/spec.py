@@ -45,6 +45,8 @@ METRICS = {
     "spikes": "loss or gradient spikes the stability guard detected",
     "rollbacks": "rollbacks the stability guard made",
     "skipped_batches": "batches the guard skipped after rollbacks",
+    "overflow_skips": "steps the fp16 loss scaler skipped (gradients overflowed)",
+    "diverged": "1 when the run diverged (loss not finite, the guard gave up, or final loss above the first), else 0",
     "tokens_per_s": "training throughput (tokens/s)",
 }
 # Settings the arms share by construction (the data is built once for every arm).

@@ -25,6 +25,11 @@ class TrainConfig:
     # any CPU), train in fp32 and say so. A recipe preset sets it for its own precision; a precision the
     # user sets is kept as asked (with a warning where it is slow).
     precision_fallback: bool = False
+    # true: where the device has no fast path for fp16/bf16, compute in fp32 but round through that
+    # precision at the matmuls, as autocast would, with its range (fp16 overflows past 65504, so the
+    # loss scaler acts): see gptlab.train.emulate. Wins over precision_fallback; ignored on a device
+    # with the fast path (the real precision runs there). For ablations on CPUs.
+    emulate_precision: bool = False
     optimizer: Literal["adamw", "adafactor"] = "adamw"
     # linear = linear (polynomial power 1) decay to min_lr_ratio after the warmup (OPT/metaseq).
     schedule: Literal["cosine", "linear", "rsqrt", "wsd", "constant"] = "cosine"
