@@ -7,7 +7,7 @@ Layout under the ablation folder::
     data/split/heldout/      the evaluation set, drawn from the raw corpus BEFORE any curation
     data/split/pool/         everything else, per source: what each arm's curation starts from
     data/split/probe-*/      memorisation probes: planted repeated documents, and unique ones
-    data/chains/KEY/{curate,tokenizer,pack}/   one chain per distinct (data, tokenizer, pack) setting
+    data/chains/KEY/{curate,train,tokenizer,pack}/   one chain per distinct (data, tokenizer, pack) setting
 
 The held-out set is drawn per domain with curate's own rule (``split_heldout``: documents
 sharing a group, one Bible chapter in several translations, fall on the same side), from the
@@ -29,9 +29,9 @@ bpb_repeated.
 The tokenizer is shared: it is trained once, on the baseline arm's curated data, and every
 arm whose tokenizer settings equal the baseline's packs with it, so the arms differ only in
 which documents they train on. (bits-per-byte is per byte, so an arm that sets its own
-tokenizer keys gets its own tokenizer and still compares.) Each arm's curation runs its own
-held-out split too (curate always does); the lab sets it to one document per domain, a
-constant and tiny loss, and never evaluates on it.
+tokenizer keys gets its own tokenizer and still compares.) Curate always splits off a held-out
+set of its own; the lab keeps it to one document per domain and puts it back into the arm's
+training set (``train/``: every document the arm's curation kept), so no arm loses data to it.
 
 Equal budget: every arm trains max_steps × batch × seq_len tokens; an arm whose curation kept
 less data sees its pack for more epochs (the results record the pack's tokens per arm).
@@ -39,6 +39,7 @@ less data sees its pack for more epochs (the results record the pack's tokens pe
 from __future__ import annotations
 
 import json
+import shutil
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -53,7 +54,7 @@ from gptlab.data.documents import Document, shard_paths, write_shard
 from gptlab.data.readers import Quarantined, discover, read_input
 from gptlab.data.steps import Normalize, StepParams
 from gptlab.errors import ConfigError, UserError
-from gptlab.manifest import Stage, stage_key
+from gptlab.manifest import Stage, atomic_path, stage_key
 from gptlab.pack.build import run_pack
 from gptlab.schema import section_dict
 from gptlab.sources.harvest import HARVEST_SETTINGS, run_harvest
@@ -184,6 +185,21 @@ def split_raw(base: RunConfig, harvest: Path, out: Path, heldout_sources: list[s
     return summary
 
 
+def rejoin(curate: Path, out: Path) -> dict[str, Any]:
+    """Every document curate kept, as one training set: its train shards and its own held-out split
+    (the lab evaluates on the set drawn before curation, so curate's split is training data here)."""
+    with Stage(out, "lab-train", stage_key({"rejoin": 1}, upstream=[curate])) as st:
+        if st.complete:
+            return st.summary
+        files = [*shard_paths(curate / "train"), curate / "heldout" / "heldout.jsonl.zst"]
+        outputs = []
+        for i, f in enumerate(files):
+            outputs.append(f"train/train-{i:05d}.jsonl.zst")
+            with atomic_path(st.dir / outputs[-1]) as tmp:
+                shutil.copyfile(f, tmp)
+        return st.done(outputs, {"shards": len(outputs)}, config={"from": str(curate)})
+
+
 def build_chains(cfgs: dict[str, RunConfig], baseline: str, out: Path, where: Path,
                  heldout_sources: list[str] | None = None, workers: int = 1,
                  plant_copies: int = 0) -> dict[str, SharedData]:
@@ -211,10 +227,12 @@ def build_chains(cfgs: dict[str, RunConfig], baseline: str, out: Path, where: Pa
             if not inputs:
                 raise UserError(f"{where}: arm {arm!r}: none of data.sources {cfg.data.sources} left documents "
                                 f"in the pool ({', '.join(pools)})")
-            # curate's own held-out split is never evaluated here: keep it to one document per domain
-            run_curate(replace(cfg.data, eval_max_docs_per_domain=1), inputs, chain / "curate", workers=workers)
-            run_tokenizer(cfg.tokenizer, tok_chain / "curate", tok_chain / "tokenizer")
-            run_pack(cfg.pack, chain / "curate", tok_chain / "tokenizer", chain / "pack")
+            # curate always splits off a held-out set; here it goes back into training (whole)
+            run_curate(replace(cfg.data, eval_max_docs_per_domain=1, eval_max_chars_per_doc=10_000_000), inputs,
+                       chain / "curate", workers=workers)
+            rejoin(chain / "curate", chain / "train")
+            run_tokenizer(cfg.tokenizer, tok_chain / "train", tok_chain / "tokenizer")
+            run_pack(cfg.pack, chain / "train", tok_chain / "tokenizer", chain / "pack")
         built[arm] = SharedData(chain / "pack", split / "heldout", tok_chain / "tokenizer" / "tokenizer.json", probes)
     return {arm: built[arm] for arm in cfgs}
 

@@ -4,8 +4,9 @@ The model scores the held-out set with windows of ``factor × seq_len`` tokens (
 length is the pack's seq_len). RoPE and ALiBi have no table to run out of: the model is rebuilt
 with a longer block_size (their tables are recomputed, no weight changes). Learned positions
 have one row per position: beyond the table there is nothing to score with, so the result is
-"does not extrapolate" (None), unless the arm gave ``model.block_size`` ≥ the window, in which
-case the rows beyond the training length are scored as they are: trained never, initialised only.
+nothing learned: the table is lengthened with rows from the model's own initialisation (never
+trained; the same as an arm with ``model.block_size`` ≥ the window, whose extra rows get no
+gradient), so the number measures how learned positions fail to extrapolate.
 """
 from __future__ import annotations
 
@@ -36,20 +37,26 @@ class _Window(nn.Module):
         return self.inner(x)
 
 
-def at_width(model: GPT, width: int) -> nn.Module | None:
-    """A model that scores windows of ``width`` tokens, or None where its positions cannot."""
+def at_width(model: GPT, width: int) -> nn.Module:
+    """A model that scores windows of ``width`` tokens. Beyond its block_size it is rebuilt
+    longer: RoPE/ALiBi recompute their tables; a learned table keeps its trained rows and gets
+    the rest from the model's own initialisation (seeded), as rows that never saw a gradient."""
     cfg = model.config
     if width > cfg.block_size:
-        if cfg.position == "learned":
-            return None
+        torch.manual_seed(0)
         longer = GPT(replace(cfg, block_size=width))
-        longer.load_state_dict(model.state_dict())
+        state = model.state_dict()
+        if cfg.position == "learned":
+            table = longer.embed_positions.weight.detach().clone()
+            table[:cfg.block_size] = state["embed_positions.weight"]
+            state["embed_positions.weight"] = table
+        longer.load_state_dict(state)
         model = longer.eval()
     return _Window(model, width)
 
 
 def bpb_at_length(train_dir: Path, heldout: Path, seq_len: int, factor: int, ecfg: EvalConfig,
-                  out: Path) -> float | None:
+                  out: Path) -> float:
     """Overall held-out bpb with windows of factor × seq_len; cached in ``out`` (per checkpoint)."""
     model, ckpt = load_model(train_dir, return_path=True)
     stamp = {"checkpoint": str(ckpt), "weights": file_checksum(ckpt / "model.safetensors"),
@@ -58,13 +65,12 @@ def bpb_at_length(train_dir: Path, heldout: Path, seq_len: int, factor: int, ecf
         saved = json.loads(out.read_text())
         if saved.get("stamp") == stamp:
             return saved["bpb"]
-    scorer = at_width(model, factor * seq_len)
-    bpb = None
-    if scorer is not None:
-        with torch.no_grad():
-            r = evaluate_bpb(scorer, load_tokenizer(ckpt), load_heldout(heldout)[1], None, ecfg.stride_fraction,
-                             ecfg.batch_size, "cpu")
-        bpb = r["overall"]["bpb"]
-    atomic_write_json(out, {"stamp": stamp, "bpb": bpb,
-                            "note": None if scorer is not None else "learned positions do not extrapolate"})
+    width = factor * seq_len
+    with torch.no_grad():
+        r = evaluate_bpb(at_width(model, width), load_tokenizer(ckpt), load_heldout(heldout)[1], None,
+                         ecfg.stride_fraction, ecfg.batch_size, "cpu")
+    bpb = r["overall"]["bpb"]
+    note = ("learned rows beyond the trained table are initialised, never trained"
+            if model.config.position == "learned" and width > model.config.block_size else None)
+    atomic_write_json(out, {"stamp": stamp, "bpb": bpb, "note": note})
     return bpb

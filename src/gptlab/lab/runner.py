@@ -86,7 +86,7 @@ def _run_one(job: dict[str, Any]) -> dict[str, Any]:
         for factor in job.get("lengths", []):         # bpb at multiples of the training length (C9)
             bpb = bpb_at_length(run / "train", data.heldout, cfg.pack.seq_len, factor, cfg.eval,
                                 run / "eval" / f"length-{factor}x.json")
-            extra[f"bpb_{factor}x"] = math.nan if bpb is None else bpb
+            extra[f"bpb_{factor}x"] = bpb
     extra["pack_tokens"] = pack_tokens(data.pack)
     # every metric a claim may name is present (NaN where this run has no value for it)
     return {**dict.fromkeys(METRICS, math.nan), **collect(run, summary, result), **extra}
@@ -188,7 +188,7 @@ def run_ablation(ab: Ablation, size_preset: dict[str, Any], out: str | Path, see
         for job in jobs:
             log(f"ablate {ab.name}: arm {job['arm']}, seed {job['seed']}")
             results.append(_run_one(job))
-    runs = [{"arm": j["arm"], "seed": j["seed"], **r} for j, r in zip(jobs, results)]
+    runs = [{"arm": j["arm"], "seed": j["seed"], "pack": j["data"][0], **r} for j, r in zip(jobs, results)]
     equal_tokens_loss(out, runs, jobs)
     doc = {"name": ab.name, "baseline": ab.baseline, "arms": list(ab.arms), "seeds": seeds,
            "scale": scale_of(ab, size_preset), "warnings": check_budget(ab, size_preset),
@@ -240,11 +240,12 @@ def verdicts(ab: Ablation, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     by = {(r["arm"], r["seed"]): r for r in runs}
     out = []
     for c in ab.claims:
-        seeds = sorted(s for (a, s) in by if a == c.arm and (ab.baseline, s) in by)
-        base = [by[(ab.baseline, s)][c.metric] for s in seeds]
+        ref = c.baseline or ab.baseline
+        seeds = sorted(s for (a, s) in by if a == c.arm and (ref, s) in by)
+        base = [by[(ref, s)][c.metric] for s in seeds]
         arm = [by[(c.arm, s)][c.metric] for s in seeds]
         v = judge(base, arm, c.direction, c.min_effect)
-        out.append({"id": c.id, "claim": c.claim, "arm": c.arm, "baseline": ab.baseline, "metric": c.metric,
+        out.append({"id": c.id, "claim": c.claim, "arm": c.arm, "baseline": ref, "metric": c.metric,
                     "baseline_values": base, "arm_values": arm, **v.as_dict()})
     return out
 

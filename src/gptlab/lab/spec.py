@@ -21,6 +21,7 @@
     metric = "final_loss"     # see METRICS
     direction = "lower"       # what the post predicts for arm - baseline
     min_effect = 0.01         # the smallest difference that counts, in the metric's units
+    # baseline = "other-arm"  # optional: compare against another arm than the ablation's baseline
 
 An arm is an ordinary config fragment, merged over the demo size's settings and ``[common]``,
 so any key the config knows may be ablated; nothing is special-cased. Every arm's config is
@@ -54,7 +55,7 @@ METRICS = {
     "bpb_once": "bpb on training documents that occur once in the raw pool (data ablations' probe)",
     "memorisation": "bpb_once - bpb_repeated: how much better repeated documents are predicted than unique ones",
     "bpb_1x": "held-out bpb with windows of the training length (seq_len)",
-    "bpb_2x": "held-out bpb with windows of twice the training length (no value: the positions cannot)",
+    "bpb_2x": "held-out bpb with windows of twice the training length (learned rows beyond it: untrained)",
     "loss_at_equal_tokens": "training loss at the fewest tokens any run of the ablation trained on",
 }
 # The sections of a data ablation: an arm setting any of them gets its own curate → tokenizer →
@@ -70,6 +71,7 @@ class Claim:
     metric: str
     direction: str
     min_effect: float
+    baseline: str = ""        # the arm this claim compares against ("" = the ablation's baseline)
 
 
 @dataclass
@@ -118,12 +120,15 @@ def _claim(raw: Any, i: int, arms: dict, baseline: str, where: Path) -> Claim:
     missing = [k for k in ("arm", "metric", "direction", "min_effect") if k not in raw]
     if missing:
         raise ConfigError(f"{at}: missing {', '.join(missing)}")
-    unknown = sorted(set(raw) - {"id", "claim", "arm", "metric", "direction", "min_effect"})
+    unknown = sorted(set(raw) - {"id", "claim", "arm", "metric", "direction", "min_effect", "baseline"})
     if unknown:
         raise ConfigError(f"{at}: unknown key {unknown[0]!r}")
-    if raw["arm"] not in arms or raw["arm"] == baseline:
+    ref = raw.get("baseline", baseline)
+    if ref not in arms:
+        raise ConfigError(f"{at}: baseline {ref!r} is not an arm ({', '.join(arms)})")
+    if raw["arm"] not in arms or raw["arm"] == ref:
         raise ConfigError(f"{at}: arm {raw['arm']!r} is not one of the non-baseline arms "
-                          f"({', '.join(a for a in arms if a != baseline)})")
+                          f"({', '.join(a for a in arms if a != ref)})")
     if raw["metric"] not in METRICS:
         raise ConfigError(f"{at}: metric {raw['metric']!r} is not one of {', '.join(METRICS)}")
     if raw["direction"] not in ("lower", "higher"):
@@ -135,7 +140,7 @@ def _claim(raw: Any, i: int, arms: dict, baseline: str, where: Path) -> Claim:
     if min_effect < 0:
         raise ConfigError(f"{at}: min_effect must be >= 0")
     return Claim(str(raw.get("id", f"claim{i + 1}")), str(raw.get("claim", "")), raw["arm"], raw["metric"],
-                 raw["direction"], min_effect)
+                 raw["direction"], min_effect, "" if ref == baseline else ref)
 
 
 def _resolve_recipe(frag: dict[str, Any], path: Path) -> None:
