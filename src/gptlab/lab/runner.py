@@ -29,6 +29,7 @@ import torch
 from gptlab.config import RunConfig, from_dict, load_config, to_dict, to_toml
 from gptlab.console import log
 from gptlab.data.curate import run_curate
+from gptlab.data.executors import init_ray
 from gptlab.errors import UserError
 from gptlab.eval.bpb import make_bpb_eval, run_eval
 from gptlab.lab.data import SharedData, build_chains, pack_tokens
@@ -172,12 +173,14 @@ def run_ablation(ab: Ablation, size_preset: dict[str, Any], out: str | Path, see
     threads = max(1, (os.cpu_count() or 1) // max(1, workers)) if workers > 1 else 0
     jobs = plan_jobs(ab, size_preset, seeds, out, data, threads)
     log(f"ablate {ab.name}: {len(ab.arms)} arms × {seeds} seeds = {len(jobs)} runs → {out}")
-    gpus = torch.cuda.device_count()
-    if workers > 1 and gpus > 1:
+    gpus, on_ray = torch.cuda.device_count(), bool(os.environ.get("RAY_ADDRESS"))
+    if not on_ray and workers > 1 and gpus > 1:
         workers = min(workers, gpus)
         for i, job in enumerate(jobs):
             job["gpu"] = i % workers
-    if workers > 1:
+    if on_ray:
+        results = run_on_ray(jobs, workers)
+    elif workers > 1:
         # spawn, not fork: a forked child inherits torch's thread pools mid-state; one process
         # per run, so a run's CUDA_VISIBLE_DEVICES is set before it touches a device
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
@@ -197,6 +200,19 @@ def run_ablation(ab: Ablation, size_preset: dict[str, Any], out: str | Path, see
            "runs": runs, "claims": verdicts(ab, runs)}
     atomic_write_json(out / "results.json", _finite(doc))
     return doc
+
+
+def run_on_ray(jobs: list[dict[str, Any]], workers: int) -> list[dict[str, Any]]:
+    """Every run as a Ray task on the cluster at RAY_ADDRESS: one GPU each where the cluster has
+    GPUs (Ray sets the task's CUDA_VISIBLE_DEVICES), else one CPU slot per torch thread. The
+    ablation folder must be on a filesystem every node sees (runs write their stages there)."""
+    import ray  # noqa: PLC0415  (optional extra (ray), seconds to import)
+    init_ray(workers)
+    gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+    remote = ray.remote(num_cpus=max(1, jobs[0]["threads"]) if jobs else 1, num_gpus=gpus)(_run_one)
+    log(f"ablate: {len(jobs)} runs on the Ray cluster at {os.environ['RAY_ADDRESS']}"
+        + (" (one GPU each)" if gpus else ""))
+    return ray.get([remote.remote(job) for job in jobs])
 
 
 def _loss_rows(run: Path) -> list[dict[str, Any]]:
