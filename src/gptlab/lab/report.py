@@ -152,19 +152,29 @@ EMULATION_NOTE = (
     "tokens/s says nothing about that precision's speed. On a GPU the same file runs the real precision.")
 
 
+SHOWN = ("final_loss", "bpb", "max_logit", "spikes", "rollbacks", "skipped_batches", "overflow_skips", "tokens_per_s")
+
+
 def _arms_table(doc: dict[str, Any]) -> str:
+    # the metrics the claims name beyond the fixed columns (bpb_2x, memorisation, ...), and the
+    # data each arm had (a data ablation's packs differ)
+    extra = list(dict.fromkeys(c["metric"] for c in doc["claims"] if c["metric"] not in SHOWN))
+    packs = len({r.get("pack") for r in doc["runs"]}) > 1
     rows = []
     for arm in doc["arms"]:
         rs = [r for r in doc["runs"] if r["arm"] == arm]
         stopped = sum(1 for r in rs if r.get("stopped"))
         rows.append([_esc(arm), _num(rs[0]["params"]) if rs else "—", _num(rs[0]["tokens"]) if rs else "—",
+                     *([_num(rs[0].get("pack_tokens")) if rs else "—"] if packs else []),
                      _esc(_precision(rs[0])) if rs else "—",
                      *[_spread([r[m] for r in rs]) for m in ("final_loss", "bpb", "max_logit")],
                      *[_spread([r.get(m) for r in rs], 1) for m in ("spikes", "rollbacks", "skipped_batches",
                                                                       "overflow_skips")],
+                     *[_spread([r.get(m) for r in rs]) for m in extra],
                      _spread([r["tokens_per_s"] for r in rs], 0), f"{len(rs)}" + (f" ({stopped} stopped)" if stopped else "")])
-    return _table(["arm", "params", "tokens", "precision", "final loss", "held-out bpb", "max logit", "spikes",
-                   "rollbacks", "skipped batches", "loss-scale skips", "tokens/s", "seeds"], rows)
+    return _table(["arm", "params", "tokens", *(["pack tokens"] if packs else []), "precision", "final loss",
+                   "held-out bpb", "max logit", "spikes", "rollbacks", "skipped batches", "loss-scale skips",
+                   *extra, "tokens/s", "seeds"], rows)
 
 
 def write_ablation_report(out: str | Path) -> Path:
