@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from gptlab.config import load_config
-from gptlab.train.emulate import Emulation, round_to, wanted
+from gptlab.train.emulate import Emulation, real, round_to, wanted
 from gptlab.train.loop import run_train
 
 
@@ -56,9 +56,10 @@ def test_matmuls_see_rounded_inputs_and_give_rounded_outputs():
 
 
 def test_emulation_is_used_only_where_the_real_precision_is_slow():
-    assert wanted("fp16", True, slow=True) and wanted("bf16", True, slow=True)
-    assert not wanted("fp16", True, slow=False)                # a GPU runs real fp16
-    assert not wanted("fp16", False, slow=True) and not wanted("fp32", True, slow=True)
+    assert wanted("fp16-emulated", slow=True) and wanted("bf16-emulated", slow=True)
+    assert not wanted("fp16-emulated", slow=False)             # a GPU runs real fp16
+    assert not wanted("fp16", slow=True) and not wanted("fp32", slow=True)
+    assert real("fp16-emulated") == "fp16" and real("bf16") == "bf16"
 
 
 TINY = ["model.n_layer=1", "model.n_embd=32", "model.n_head=2", "train.batch_size=8", "train.threads=1",
@@ -81,7 +82,7 @@ def test_emulated_fp16_training_needs_its_loss_scaler_and_tracks_real_fp16(pack_
     """2^24 overflows emulated fp16 gradients as it does real ones: the scaler skips and backs off.
     The emulated losses stay close to real fp16 autocast's (a few steps of a one-layer model)."""
     huge = ["train.loss_scale_init=16777216", "train.max_steps=10"]
-    summary, rows = _run(pack_dir, tmp_path / "emu", ["train.emulate_precision=true", *huge])
+    summary, rows = _run(pack_dir, tmp_path / "emu", ["train.precision=fp16-emulated", *huge])
     assert summary["precision"] == "fp16" and summary["emulated"] is True
     skipped = [r for r in rows if r["skipped_step"]]
     assert skipped and rows[-1]["loss_scale"] < 2 ** 24

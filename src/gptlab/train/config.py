@@ -19,17 +19,15 @@ class TrainConfig:
     beta2: float = bounded(0.0, 0.999999, default=0.95)
     grad_clip: float = bounded(0.0, 1e6, default=1.0)
     # auto = bf16 autocast where the hardware computes bf16 fast, else fp32. fp16 uses a
-    # dynamic loss scale (kept for ablations: it is what OPT trained with).
-    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    # dynamic loss scale (kept for ablations: it is what OPT trained with). fp16-emulated / bf16-emulated:
+    # the real fp16/bf16 where the device computes it fast; elsewhere (fp16 on any CPU, bf16 on a CPU
+    # without AVX-512 BF16) fp32 arithmetic rounded through fp16/bf16 at every matmul, as autocast would,
+    # with its range (fp16 overflows past 65504, so the loss scaler acts): gptlab.train.emulate.
+    precision: Literal["auto", "bf16", "fp16", "fp32", "fp16-emulated", "bf16-emulated"] = "auto"
     # true: where the device has no fast path for `precision` (bf16 on a CPU without AVX-512 BF16, fp16 on
     # any CPU), train in fp32 and say so. A recipe preset sets it for its own precision; a precision the
     # user sets is kept as asked (with a warning where it is slow).
     precision_fallback: bool = False
-    # true: where the device has no fast path for fp16/bf16, compute in fp32 but round through that
-    # precision at the matmuls, as autocast would, with its range (fp16 overflows past 65504, so the
-    # loss scaler acts): see gptlab.train.emulate. Wins over precision_fallback; ignored on a device
-    # with the fast path (the real precision runs there). For ablations on CPUs.
-    emulate_precision: bool = False
     optimizer: Literal["adamw", "adafactor"] = "adamw"
     # linear = linear (polynomial power 1) decay to min_lr_ratio after the warmup (OPT/metaseq).
     schedule: Literal["cosine", "linear", "rsqrt", "wsd", "constant"] = "cosine"

@@ -16,7 +16,8 @@ How it differs from real fp16/bf16 autocast (the lab's report says so next to an
     autocast keeps their fp16 outputs in fp16;
   * no fp16 kernels run, so nothing about their speed or memory is measured (tokens/s is fp32's
     plus the rounding's cost).
-On a device with a fast path the real precision is used (see ``wanted``).
+Asked for as ``train.precision = "fp16-emulated"`` (or ``"bf16-emulated"``); on a device with a
+fast path the real precision is used (see ``wanted``).
 """
 from __future__ import annotations
 
@@ -87,7 +88,15 @@ class Emulation:
         return self._modes.pop().__exit__(*exc)
 
 
-def wanted(precision: str, emulate: bool, slow: bool) -> bool:
-    """Emulate when asked to (train.emulate_precision), for a precision that has an emulation,
-    on a device where its real kernels are slow; elsewhere the real precision runs."""
-    return emulate and slow and precision in DTYPES
+SUFFIX = "-emulated"
+
+
+def real(precision: str) -> str:
+    """The precision an emulated setting stands for: fp16-emulated → fp16."""
+    return precision.removesuffix(SUFFIX)
+
+
+def wanted(precision: str, slow: bool) -> bool:
+    """Emulate when asked to (train.precision = fp16-emulated / bf16-emulated) on a device where
+    the real kernels are slow; elsewhere the real precision runs."""
+    return precision.endswith(SUFFIX) and real(precision) in DTYPES and slow

@@ -320,9 +320,9 @@ def build_state(mcfg: ModelConfig, tcfg: TrainConfig, data: PackedData, d: Dist,
         torch.set_num_threads(tcfg.threads)
     set_determinism(tcfg.deterministic)
     device = distributed.device_for(d, resolve_device(tcfg.device))
-    precision = resolve_precision(tcfg.precision, device)
+    precision = resolve_precision(emulate.real(tcfg.precision), device)
     warning = slow_precision_warning(precision, device)
-    emulated = emulate.wanted(precision, tcfg.emulate_precision, slow=warning is not None)
+    emulated = emulate.wanted(tcfg.precision, slow=warning is not None)
     if emulated:
         warning = None
         if d.is_main:
