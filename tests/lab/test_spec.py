@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from gptlab.data.recipe import load_recipe
 from gptlab.errors import ConfigError
 from gptlab.lab.spec import load_ablation
 from gptlab.pipeline import demo_preset
@@ -97,3 +98,15 @@ def test_a_data_ablation_names_recipes_beside_its_file_and_may_choose_sources(tm
     assert ab.sets_data() and not load_ablation(_write(tmp_path, GOOD)).sets_data()
     b = ab.resolve("b", demo_preset("tiny"))
     assert Path(b.data.recipe) == (tmp_path / "r.toml").resolve() and b.data.sources == ["bible"]
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.toml")), ids=lambda p: p.stem)
+def test_every_data_arm_has_its_classifiers_reference_sources(path):
+    """A classifier trained on the input's reference sources cannot run on an arm without them."""
+    ab = load_ablation(path, demo_preset("tiny"))
+    for arm in ab.arms:
+        cfg = ab.resolve(arm, demo_preset("tiny"))
+        for step in load_recipe(cfg.data.recipe).steps:
+            refs = getattr(step.params, "reference_sources", None) if step.type == "classifier" else None
+            if refs and getattr(step.params, "reference", "") == "input":
+                assert set(refs) <= set(cfg.data.sources), (arm, refs)
