@@ -3,10 +3,12 @@ on the shared test pack; then a rerun that trains nothing, and the report."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 import builders
+import gptlab
 from gptlab.lab.report import write_ablation_report
 from gptlab.lab.runner import SharedData, run_ablation, run_dir
 from gptlab.lab.spec import load_ablation
@@ -92,3 +94,22 @@ def test_an_ablation_runs_end_to_end_and_resumes(ablation, pack_dir, curated, to
     assert "holds at" in page and "this scale only" in page
     assert "C6: z-loss keeps logits small" in page and "tokens/s" in page
     assert (out / "figures" / "loss.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_runs_become_ray_tasks_where_ray_address_is_set(ablation, pack_dir, curated, tokenizer_dir, tmp_path,
+                                                        monkeypatch):
+    ray = pytest.importorskip("ray")
+    src = str(Path(gptlab.__file__).resolve().parent.parent)   # the workers import this very gptlab
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": src, "GPTLAB_TENSORBOARD": "0"}})
+    monkeypatch.setenv("RAY_ADDRESS", "already-connected")       # init_ray sees the live connection
+    try:
+        data = SharedData(pack_dir, curated / "heldout", tokenizer_dir / "tokenizer.json")
+        doc = run_ablation(ablation, demo_preset("tiny"), tmp_path / "ab", seeds=1, data=data)
+    finally:
+        ray.shutdown()
+    assert {r["arm"] for r in doc["runs"]} == {"off", "on"}
+    assert all(r["final_loss"] > 0 and r["bpb"] > 0 for r in doc["runs"])
+    for r in doc["runs"]:
+        assert (run_dir(tmp_path / "ab", r["arm"], r["seed"]) / "eval" / "eval.json").exists()

@@ -137,18 +137,44 @@ def _claims_table(doc: dict[str, Any]) -> str:
                    "seeds", "scale"], rows)
 
 
+def _precision(run: dict[str, Any]) -> str:
+    return f"{run['precision']} (emulated)" if run.get("emulated") else str(run["precision"])
+
+
+# Said beside every emulated arm: what the emulation is, and how it differs from the real precision.
+EMULATION_NOTE = (
+    "Arms marked (emulated) ran on a device without fast kernels for that precision: the arithmetic is fp32, "
+    "and every input and output of a matmul (linear layers, attention) is rounded through the precision, forward "
+    "and backward, where autocast would cast it, with its range (fp16 overflows past 65504 to inf, so the loss "
+    "scaler has to act as it does on a GPU). It differs from the real thing in three ways: products accumulate "
+    "in fp32 and are rounded once per output; elementwise ops between matmuls (activations, residual adds, the "
+    "softmax) run in fp32 and are rounded only where they next enter a matmul; and no fp16/bf16 kernel runs, so "
+    "tokens/s says nothing about that precision's speed. On a GPU the same file runs the real precision.")
+
+
+SHOWN = ("final_loss", "bpb", "max_logit", "spikes", "rollbacks", "skipped_batches", "overflow_skips", "tokens_per_s")
+
+
 def _arms_table(doc: dict[str, Any]) -> str:
+    # the metrics the claims name beyond the fixed columns (bpb_2x, memorisation, ...), and the
+    # data each arm had (a data ablation's packs differ)
+    extra = list(dict.fromkeys(c["metric"] for c in doc["claims"] if c["metric"] not in SHOWN))
+    packs = len({r.get("pack") for r in doc["runs"]}) > 1
     rows = []
     for arm in doc["arms"]:
         rs = [r for r in doc["runs"] if r["arm"] == arm]
         stopped = sum(1 for r in rs if r.get("stopped"))
         rows.append([_esc(arm), _num(rs[0]["params"]) if rs else "—", _num(rs[0]["tokens"]) if rs else "—",
-                     _esc(rs[0]["precision"]) if rs else "—",
+                     *([_num(rs[0].get("pack_tokens")) if rs else "—"] if packs else []),
+                     _esc(_precision(rs[0])) if rs else "—",
                      *[_spread([r[m] for r in rs]) for m in ("final_loss", "bpb", "max_logit")],
-                     *[_spread([r[m] for r in rs], 1) for m in ("spikes", "rollbacks", "skipped_batches")],
+                     *[_spread([r.get(m) for r in rs], 1) for m in ("spikes", "rollbacks", "skipped_batches",
+                                                                      "overflow_skips")],
+                     *[_spread([r.get(m) for r in rs]) for m in extra],
                      _spread([r["tokens_per_s"] for r in rs], 0), f"{len(rs)}" + (f" ({stopped} stopped)" if stopped else "")])
-    return _table(["arm", "params", "tokens", "precision", "final loss", "held-out bpb", "max logit", "spikes",
-                   "rollbacks", "skipped batches", "tokens/s", "seeds"], rows)
+    return _table(["arm", "params", "tokens", *(["pack tokens"] if packs else []), "precision", "final loss",
+                   "held-out bpb", "max logit", "spikes", "rollbacks", "skipped batches", "loss-scale skips",
+                   *extra, "tokens/s", "seeds"], rows)
 
 
 def write_ablation_report(out: str | Path) -> Path:
@@ -164,6 +190,8 @@ def write_ablation_report(out: str | Path) -> Path:
     metric_figs = [plot_metric(doc, m, figs / f"{m}.png") for m in ("final_loss", "bpb")
                    if any(r[m] is not None for r in doc["runs"])]
     warnings = "".join(f'<p class="note">{_esc(w)}</p>' for w in doc.get("warnings", []))
+    if any(r.get("emulated") for r in doc["runs"]):
+        warnings += f'<p class="note">{_esc(EMULATION_NOTE)}</p>'
     planned = f'<p class="note">Planned, not run yet: {_esc(doc["planned"])}</p>' if doc.get("planned") else ""
     metric_list = "".join(f"<li><b>{_esc(k)}</b>: {_esc(v)}</li>" for k, v in METRICS.items())
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>ablation {_esc(doc['name'])}</title>

@@ -21,6 +21,7 @@
     metric = "final_loss"     # see METRICS
     direction = "lower"       # what the post predicts for arm - baseline
     min_effect = 0.01         # the smallest difference that counts, in the metric's units
+    # baseline = "other-arm"  # optional: compare against another arm than the ablation's baseline
 
 An arm is an ordinary config fragment, merged over the demo size's settings and ``[common]``,
 so any key the config knows may be ablated; nothing is special-cased. Every arm's config is
@@ -35,6 +36,7 @@ from typing import Any
 
 from gptlab.config import RunConfig, load_config
 from gptlab.errors import ConfigError
+from gptlab.lab.data import check_harvest
 from gptlab.schema import merge
 
 # What a claim can be judged on, per (arm, seed) run: name → meaning (units).
@@ -45,10 +47,20 @@ METRICS = {
     "spikes": "loss or gradient spikes the stability guard detected",
     "rollbacks": "rollbacks the stability guard made",
     "skipped_batches": "batches the guard skipped after rollbacks",
+    "overflow_skips": "steps the fp16 loss scaler skipped (gradients overflowed)",
+    "diverged": "1 when the run diverged (loss not finite, the guard gave up, or final loss above the first), else 0",
     "tokens_per_s": "training throughput (tokens/s)",
+    "bpb_domain_mean": "held-out bpb per domain, averaged with every domain weighted alike",
+    "bpb_repeated": "bpb on training documents repeated >= 3 times in the raw pool (data ablations' probe)",
+    "bpb_once": "bpb on training documents that occur once in the raw pool (data ablations' probe)",
+    "memorisation": "bpb_once - bpb_repeated: how much better repeated documents are predicted than unique ones",
+    "bpb_1x": "held-out bpb with windows of the training length (seq_len)",
+    "bpb_2x": "held-out bpb with windows of twice the training length (learned rows beyond it: untrained)",
+    "loss_at_equal_tokens": "training loss at the fewest tokens any run of the ablation trained on",
 }
-# Settings the arms share by construction (the data is built once for every arm).
-SHARED_SECTIONS = ("data", "tokenizer", "pack")
+# The sections of a data ablation: an arm setting any of them gets its own curate → tokenizer →
+# pack chain (gptlab.lab.data), evaluated on a held-out set drawn before curation.
+DATA_SECTIONS = ("data", "tokenizer", "pack")
 
 
 @dataclass
@@ -59,6 +71,7 @@ class Claim:
     metric: str
     direction: str
     min_effect: float
+    baseline: str = ""        # the arm this claim compares against ("" = the ablation's baseline)
 
 
 @dataclass
@@ -73,6 +86,11 @@ class Ablation:
     size: str = "tiny"
     description: str = ""
     planned: str = ""                         # what the file cannot run yet, said in the report
+    heldout_sources: list[str] = field(default_factory=list)   # data ablations: the evaluation set's sources
+    plant_repeats: int = 0                    # data ablations: extra copies of the memorisation probe's documents
+
+    def sets_data(self) -> bool:
+        return any(s in frag for frag in [self.common, *self.arms.values()] for s in DATA_SECTIONS)
 
     def fragments(self, arm: str, size_preset: dict[str, Any]) -> list[dict[str, Any]]:
         return [size_preset, self.common, self.arms[arm]]
@@ -102,12 +120,15 @@ def _claim(raw: Any, i: int, arms: dict, baseline: str, where: Path) -> Claim:
     missing = [k for k in ("arm", "metric", "direction", "min_effect") if k not in raw]
     if missing:
         raise ConfigError(f"{at}: missing {', '.join(missing)}")
-    unknown = sorted(set(raw) - {"id", "claim", "arm", "metric", "direction", "min_effect"})
+    unknown = sorted(set(raw) - {"id", "claim", "arm", "metric", "direction", "min_effect", "baseline"})
     if unknown:
         raise ConfigError(f"{at}: unknown key {unknown[0]!r}")
-    if raw["arm"] not in arms or raw["arm"] == baseline:
+    ref = raw.get("baseline", baseline)
+    if ref not in arms:
+        raise ConfigError(f"{at}: baseline {ref!r} is not an arm ({', '.join(arms)})")
+    if raw["arm"] not in arms or raw["arm"] == ref:
         raise ConfigError(f"{at}: arm {raw['arm']!r} is not one of the non-baseline arms "
-                          f"({', '.join(a for a in arms if a != baseline)})")
+                          f"({', '.join(a for a in arms if a != ref)})")
     if raw["metric"] not in METRICS:
         raise ConfigError(f"{at}: metric {raw['metric']!r} is not one of {', '.join(METRICS)}")
     if raw["direction"] not in ("lower", "higher"):
@@ -119,7 +140,19 @@ def _claim(raw: Any, i: int, arms: dict, baseline: str, where: Path) -> Claim:
     if min_effect < 0:
         raise ConfigError(f"{at}: min_effect must be >= 0")
     return Claim(str(raw.get("id", f"claim{i + 1}")), str(raw.get("claim", "")), raw["arm"], raw["metric"],
-                 raw["direction"], min_effect)
+                 raw["direction"], min_effect, "" if ref == baseline else ref)
+
+
+def _resolve_recipe(frag: dict[str, Any], path: Path) -> None:
+    """A recipe file named relative to the ablation file (data.recipe = "data/c1-rules.toml")."""
+    data = frag.get("data")
+    recipe = data.get("recipe") if isinstance(data, dict) else None
+    if isinstance(recipe, str) and recipe.endswith(".toml") and not Path(recipe).is_absolute():
+        beside = path.parent / recipe
+        if beside.exists():
+            data["recipe"] = str(beside.resolve())
+        elif not Path(recipe).exists():
+            raise ConfigError(f"{path}: data.recipe {recipe!r}: no such file beside the ablation file")
 
 
 def load_ablation(path: str | Path, size_preset: dict[str, Any] | None = None) -> Ablation:
@@ -159,13 +192,18 @@ def load_ablation(path: str | Path, size_preset: dict[str, Any] | None = None) -
     ab = Ablation(name=str(head.get("name", path.stem)), path=path, baseline=baseline, arms=arms, common=common,
                   claims=claims, seeds=seeds, size=str(head.get("size", "tiny")),
                   description=str(head.get("description", "")), planned=str(head.get("planned", "")))
-    for name, frag in [("common", common), *arms.items()]:
-        shared = [s for s in SHARED_SECTIONS if s in frag]
-        if shared:
-            raise ConfigError(f"{path}: {name} sets [{shared[0]}]: every arm shares one data, tokenizer and "
-                              f"pack build here (data ablations, with a held-out set drawn before curation, "
-                              f"are planned)")
+    heldout_sources = head.get("heldout_sources", [])
+    if not isinstance(heldout_sources, list) or not all(isinstance(x, str) for x in heldout_sources):
+        raise ConfigError(f"{path}: ablation.heldout_sources must be a list of source names")
+    ab.heldout_sources = heldout_sources
+    plant = head.get("plant_repeats", 0)
+    if not isinstance(plant, int) or isinstance(plant, bool) or not 0 <= plant <= 1000:
+        raise ConfigError(f"{path}: ablation.plant_repeats must be a whole number from 0 to 1000, got {plant!r}")
+    ab.plant_repeats = plant
+    for frag in [common, *arms.values()]:
+        _resolve_recipe(frag, path)
     if size_preset is not None:
-        for arm in arms:
-            ab.resolve(arm, size_preset)
+        cfgs = {arm: ab.resolve(arm, size_preset) for arm in arms}
+        if ab.sets_data():
+            check_harvest(cfgs, path)
     return ab

@@ -19,8 +19,11 @@ class TrainConfig:
     beta2: float = bounded(0.0, 0.999999, default=0.95)
     grad_clip: float = bounded(0.0, 1e6, default=1.0)
     # auto = bf16 autocast where the hardware computes bf16 fast, else fp32. fp16 uses a
-    # dynamic loss scale (kept for ablations: it is what OPT trained with).
-    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    # dynamic loss scale (kept for ablations: it is what OPT trained with). fp16-emulated / bf16-emulated:
+    # the real fp16/bf16 where the device computes it fast; elsewhere (fp16 on any CPU, bf16 on a CPU
+    # without AVX-512 BF16) fp32 arithmetic rounded through fp16/bf16 at every matmul, as autocast would,
+    # with its range (fp16 overflows past 65504, so the loss scaler acts): gptlab.train.emulate.
+    precision: Literal["auto", "bf16", "fp16", "fp32", "fp16-emulated", "bf16-emulated"] = "auto"
     # true: where the device has no fast path for `precision` (bf16 on a CPU without AVX-512 BF16, fp16 on
     # any CPU), train in fp32 and say so. A recipe preset sets it for its own precision; a precision the
     # user sets is kept as asked (with a warning where it is slow).

@@ -30,7 +30,7 @@ from gptlab.model.config import ModelConfig
 from gptlab.model.gpt import resolve_compile
 from gptlab.pack.packed import PackedData
 from gptlab.schema import ConfigError, section_dict, to_toml
-from gptlab.train import distributed
+from gptlab.train import distributed, emulate
 from gptlab.train.batches import Batches, BatchSchedule
 from gptlab.train.checkpoint import load_checkpoint
 from gptlab.train.config import StabilityConfig, TrainConfig
@@ -320,8 +320,15 @@ def build_state(mcfg: ModelConfig, tcfg: TrainConfig, data: PackedData, d: Dist,
         torch.set_num_threads(tcfg.threads)
     set_determinism(tcfg.deterministic)
     device = distributed.device_for(d, resolve_device(tcfg.device))
-    precision = resolve_precision(tcfg.precision, device)
-    if warning := slow_precision_warning(precision, device):
+    precision = resolve_precision(emulate.real(tcfg.precision), device)
+    warning = slow_precision_warning(precision, device)
+    emulated = emulate.wanted(tcfg.precision, slow=warning is not None)
+    if emulated:
+        warning = None
+        if d.is_main:
+            log(f"train: {precision} emulated on this {device.type} (fp32 arithmetic, {precision} rounding and range "
+                "at the matmuls; see gptlab.train.emulate)")
+    if warning:
         if tcfg.precision_fallback:
             warning = (f"train.precision={precision} (the recipe's) has no fast path on this {device.type}; "
                        f"training in fp32 instead (set train.precision={precision} to force it)")
@@ -346,7 +353,8 @@ def build_state(mcfg: ModelConfig, tcfg: TrainConfig, data: PackedData, d: Dist,
             f"{tcfg.batch_size} × {data.seq_len} tokens")
     batches = Batches(data, BatchSchedule(tcfg, data.seq_len, multiple_of=d.dp_world), tcfg.seed, skips)
     state = TrainState(step=step, model=model, optimizer=opt, batches=batches, dist=d, device=device,
-                       scaler=scaler, autocast=autocast(precision, device), lr_at=lr_schedule(tcfg),
+                       scaler=scaler, lr_at=lr_schedule(tcfg),
+                       autocast=emulate.Emulation(precision) if emulated else autocast(precision, device),
                        seq_len=data.seq_len, precision=precision, flops_per_token=flops_per_token,
                        peak_flops=peak_flops(tcfg.peak_tflops, device),
                        forward=torch.compile(model) if resolve_compile(tcfg.compile, device) else None)
@@ -413,6 +421,7 @@ def summarize(state: TrainState, out: Path, raw: GPT, start_step: int, elapsed: 
     b, seq = state.batches, state.seq_len
     return {"steps": state.step, "first_loss": losses[0], "final_loss": sum(losses[-10:]) / len(losses[-10:]),
             "params": raw.num_params(), "precision": state.precision, "device": str(state.device),
+            "emulated": isinstance(state.autocast, emulate.Emulation),
             "world": state.dist.world, "tokens": b.position(state.step) * seq,
             "tokens_per_s": (b.position(state.step) - b.position(start_step)) * seq / max(elapsed, 1e-9),
             "checkpoint": str(final.relative_to(out)) if final else None}
