@@ -122,3 +122,28 @@ def test_demonstrations_cover_the_labels_and_token_f1():
     assert demonstrations(train, 3, seed=1) == demos
     assert token_f1("The cat sat.", "the cat sat") == 1.0
     assert token_f1("a cat", "the dog") == 0.0 and token_f1("cat dog", "cat") == pytest.approx(2 / 3)
+
+
+def test_rationales_add_a_chain_of_thought_prompted_arm(trained_checkpoint, tmp_path, monkeypatch):
+    """Training rows with rationales give a `prompt-cot` arm: demonstrations show the rationale
+    before "The answer is ...", the answer is extracted from the LM's reasoning, and the
+    comparison takes the better prompted arm."""
+    words = ["bible", "code", "license", "manual"]
+    rows = [Example(f"the word {w}", w, f"The text names {w}.") for w in words * 3]
+    write_examples(tmp_path / "train.jsonl", rows, "generation")
+    write_examples(tmp_path / "test.jsonl", rows[:4], "generation")
+    seen = []
+
+    def fake_cot_predict(model, tokenizer, prompt, max_new_tokens):
+        seen.append(prompt)
+        word = prompt.rsplit("the word ", 1)[1].split()[0]     # a perfect reasoner
+        return word, f"The text names {word}. The answer is {word}."
+    monkeypatch.setattr("gptlab.advise.arms.cot_predict", fake_cot_predict)
+    s = BakeoffSettings(task="generation", shots=2, finetune_steps=5, max_new_tokens=4)
+    report = run_bakeoff(tmp_path / "train.jsonl", tmp_path / "test.jsonl", s, model_path=trained_checkpoint,
+                         out_dir=tmp_path / "out")
+    arms = {a["name"]: a for a in report["arms"]}
+    assert {"prompt-k-shot", "prompt-cot", "finetune-lm"} <= set(arms)
+    assert len(seen) == 4 and all("The answer is" in p and "The text names" in p for p in seen)
+    assert arms["prompt-cot"]["metrics"]["exact_match"] == 1.0
+    assert report["comparison"]["prompt_arm"] == "prompt-cot"        # the prompted side at its best

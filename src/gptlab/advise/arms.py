@@ -23,7 +23,15 @@ import numpy as np
 from gptlab.advise.labelled import Example, write_examples
 from gptlab.advise.lm import load_lm, mean_hidden
 from gptlab.advise.metrics import arm_result, token_f1
-from gptlab.advise.prompting import classification_prompt, clip, demonstrations, generation_prompt, greedy_generate
+from gptlab.advise.prompting import (
+    classification_prompt,
+    clip,
+    cot_generation_prompt,
+    cot_predict,
+    demonstrations,
+    generation_prompt,
+    greedy_generate,
+)
 from gptlab.console import progress_task, track
 from gptlab.eval.scoring import encode, loglikelihood, pick_choice
 from gptlab.finetune.config import FinetuneConfig
@@ -150,6 +158,27 @@ def prompt_generate(lm, train: list[Example], test: list[Example], s: BakeoffSet
     tokens = float(np.mean([len(encode(lm.tokenizer, p)) for p in prompts]))
     return arm_result("prompt-k-shot", "prompt", f"{s.shots}-shot prompting of {lm.kind} model {lm.path}, greedy decoding",
                       [e.y for e in test], preds, seconds, s, tokens=tokens)
+
+
+def prompt_cot_generate(lm, train: list[Example], test: list[Example], s: BakeoffSettings) -> dict[str, Any] | None:
+    """k-shot chain-of-thought prompting (Wei et al. 2022): demonstrations drawn from the training
+    rows that carry a rationale show it before "The answer is ..."; the answer is extracted from
+    what the LM reasons. None when no training row has a rationale."""
+    with_r = [e for e in train if e.r]
+    if not with_r:
+        return None
+    demos = demonstrations(with_r, s.shots, s.seed)
+    prompts = [cot_generation_prompt(demos, [d.r for d in demos], e.x, s.max_chars) for e in test]
+    t0 = time.perf_counter()
+    outs = [cot_predict(lm.model, lm.tokenizer, p, max(s.max_new_tokens, 64))
+            for p in track(prompts, "bake-off: prompt (chain of thought)")]
+    seconds = time.perf_counter() - t0
+    tokens = float(np.mean([len(encode(lm.tokenizer, p)) for p in prompts]))
+    found = sum(a is not None for a, _ in outs)
+    return arm_result("prompt-cot", "prompt", f"{len(demos)}-shot chain-of-thought prompting of {lm.kind} model "
+                      f"{lm.path}, answer extracted after \"The answer is\" ({found}/{len(outs)} found)",
+                      [e.y for e in test], [a or "" for a, _ in outs], seconds, s, tokens=tokens,
+                      extra={"reasoning": [r for _, r in outs]})
 
 
 def _finetune(small_path, rows: list[Example], s: BakeoffSettings, folder: Path) -> dict[str, Any]:

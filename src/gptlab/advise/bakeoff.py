@@ -48,6 +48,7 @@ from gptlab.advise.arms import (
     probe_hidden,
     probe_ngrams,
     prompt_classify,
+    prompt_cot_generate,
     prompt_generate,
 )
 from gptlab.advise.engine import advise
@@ -88,7 +89,8 @@ def compare(arms: list[dict[str, Any]], seed: int = 0) -> dict[str, Any]:
     tuned = [a for a in arms if a["family"] == "finetune"] or [a for a in arms if a["family"] == "probe"]
     if not prompted or not tuned:
         return {"winner": "unknown", "reason": "needs both a prompted and a fine-tuned arm (give --model)"}
-    p = prompted[0]
+    # The prompted side at its best (k-shot, or chain of thought when the data has rationales).
+    p = max(prompted, key=lambda a: float(np.mean(a["metrics"]["per_example"])))
     f = max(tuned, key=lambda a: float(np.mean(a["metrics"]["per_example"])))
     diff, lo, hi = _paired(p, f, seed)
     winner = "finetune" if lo > 0 else "prompt" if hi < 0 else "tie"
@@ -229,12 +231,15 @@ def _bakeoff(train: list, test: list, train_path, test_path, s: BakeoffSettings,
         if lm is None:
             raise ConfigError("--task generation needs --model (the LM to prompt and to fine-tune)")
         arms.append(prompt_generate(lm, train, test, s))
+        if (cot := prompt_cot_generate(lm, train, test, s)) is not None:
+            arms.append(cot)
         arms.append(finetune_generate(small_path, train, test, s, models_dir / "generation"))
         if s.hybrid:
             arms.append(hybrid_generate(lm, small_path, train, test, s, models_dir / "hybrid"))
 
     comparison = compare(arms, s.seed)
-    prompted = next((a for a in arms if a["family"] == "prompt"), None)
+    prompted = (next((a for a in arms if a["name"] == comparison.get("prompt_arm")), None)
+                or next((a for a in arms if a["family"] == "prompt"), None))
     measured = {"labels": len(train), "measured_winner": comparison["winner"],
                 "measured_cheaper": comparison.get("cheaper"), "measured_hybrid": comparison.get("hybrid")}
     for name, diff in (("measured_difference", "difference"), ("measured_hybrid_difference", "hybrid_difference")):
