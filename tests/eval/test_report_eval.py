@@ -11,7 +11,9 @@ def test_report_has_domain_task_harness_and_helm_coverage_tables(tmp_path):
         "cloze_mc": {"kind": "multiple_choice", "num_fewshot": 2, "seed": 1, "n": 10,
                      "metrics": {"acc": 0.3, "acc_norm": 0.4, "acc_bytes": 0.5}},
         "cloze_gen": {"kind": "generation", "num_fewshot": 0, "seed": 1, "n": 10,
-                      "metrics": {"exact_match": 0.1, "f1": 0.25}}}})
+                      "metrics": {"exact_match": 0.1, "f1": 0.25}},
+        "tiny_code": {"kind": "code", "num_fewshot": 0, "seed": 1, "n": 5,
+                      "metrics": {"pass@1": 0.2, "pass@10": 0.6}, "intervals": {"pass@1": [0.0, 0.5]}}}})
     write_manifest(run / "eval" / "harness", stage="eval-harness", key="k", outputs=[],
                    summary={"tasks": {"hellaswag": {"acc": 0.26, "acc_norm": 0.27}}})
     html = write_report(run).read_text()
@@ -21,6 +23,7 @@ def test_report_has_domain_task_harness_and_helm_coverage_tables(tmp_path):
     assert ('<td>cloze_gen</td><td>generation</td><td class="num">0</td><td class="num">10</td><td class="num">—</td>'
             '<td class="num">—</td><td class="num">—</td><td class="num">0.100</td><td class="num">0.250</td>') in html
     assert "acc 0.260, acc_norm 0.270" in html
+    assert "<td>pass@1 0.200, pass@10 0.600</td><td>pass@1 [0.000, 0.500]</td>" in html   # code tasks: pass@k
     assert "<td>HellaSwag</td><td>question answering</td><td>hellaswag</td><td>run</td>" in html
     assert "<td>MMLU</td><td>question answering</td><td>mmlu</td><td>available</td>" not in html   # no dataset here
     assert "<td>QuAC</td><td>question answering</td><td>—</td><td>not covered</td>" in html

@@ -208,14 +208,21 @@ def _eval_section(run: Path, figs: Path) -> str:
 context (stride {r['stride']}). The unigram baseline uses token frequencies of the training stream.</p>""")
     if tasks:
         rows = []
+        fixed = ("acc", "acc_norm", "acc_bytes", "exact_match", "f1")
         for name, t in tasks["summary"]["tasks"].items():
-            m = t["metrics"]
+            m, ci = t["metrics"], t.get("intervals", {})
+            # Chain of thought (acc_answer_only, ...) and code (pass@k) report metrics of their own.
+            other = ", ".join(f"{k} {v:.3f}" for k, v in m.items() if k not in fixed and isinstance(v, (int, float)))
+            intervals = ", ".join(f"{k} [{lo:.3f}, {hi:.3f}]" for k, (lo, hi) in ci.items())
             rows.append([name, t["kind"].replace("_", " "), t["num_fewshot"], t["n"],
-                         *(m[k] if k in m else "—" for k in ("acc", "acc_norm", "acc_bytes", "exact_match", "f1"))])
+                         *(m[k] if k in m else "—" for k in fixed), other or "—", intervals or "—"])
         parts.append("<h3>Local tasks</h3>" + _table(
-            ["task", "kind", "shots", "rows", "acc", "acc_norm", "acc_bytes", "exact match", "F1"], rows)
+            ["task", "kind", "shots", "rows", "acc", "acc_norm", "acc_bytes", "exact match", "F1", "other metrics",
+             "95 % intervals"], rows)
             + "<p>Small models favour short answers under the summed log-likelihood (acc); acc_norm divides "
-              "by the answer's characters and acc_bytes by its UTF-8 bytes.</p>")
+              "by the answer's characters and acc_bytes by its UTF-8 bytes. Chain-of-thought tasks also report "
+              "the answer-only accuracy with the same exemplars and the paired difference; code tasks report "
+              "pass@k (the unbiased estimator) over candidates run in the sandbox.</p>")
     if harness:
         rows = [[task, ", ".join(f"{k} {v:.3f}" for k, v in m.items())]
                 for task, m in harness["summary"]["tasks"].items()]
