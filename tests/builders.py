@@ -170,3 +170,17 @@ def untrained_checkpoint(out: str | Path, tokenizer_file: str | Path | None = No
     torch.manual_seed(seed)
     return save_checkpoint(Path(out) / "checkpoints", 0, GPT(cfg.model).state_dict(), None, to_dict(cfg),
                            tokenizer_file=tokenizer_file)
+
+
+def tiny_hf_gpt2(tokenizer_dir: str | Path, out: str | Path, n_positions: int = 64) -> Path:
+    """A tiny random GPT-2 with a gptlab tokenizer, saved as a local Hugging Face folder."""
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast  # noqa: PLC0415  (optional extra (transformers), seconds to import)
+
+    tok = PreTrainedTokenizerFast(tokenizer_file=str(Path(tokenizer_dir) / "tokenizer.json"),
+                                  eos_token="<|endoftext|>", bos_token="<|endoftext|>")
+    torch.manual_seed(0)
+    cfg = GPT2Config(vocab_size=tok.vocab_size, n_positions=n_positions, n_embd=32, n_layer=2, n_head=2,
+                     bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id)
+    GPT2LMHeadModel(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    return Path(out)
