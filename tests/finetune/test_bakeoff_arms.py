@@ -32,7 +32,7 @@ def test_hybrid_generation_distils_the_labelling_models_rationales(untrained_che
     report = run_bakeoff(tmp_path / "train.jsonl", tmp_path / "test.jsonl", s, model_path=untrained_checkpoint_dir,
                          out_dir=tmp_path / "out")
     by_name = {a["name"]: a for a in report["arms"]}
-    assert list(by_name) == ["prompt-k-shot", "finetune-lm", "hybrid-llm-labels"]
+    assert list(by_name) == ["prompt-k-shot", "prompt-cot", "finetune-lm", "hybrid-llm-labels"]
     hybrid = by_name["hybrid-llm-labels"]
     assert hybrid["distilled_rationales"] and hybrid["llm_label_token_f1"] == 1.0 and len(labelled) >= 6
     # The small model was fine-tuned on the teacher's outputs, its reasoning before each answer.
