@@ -184,10 +184,7 @@ def _curate_rows(ctx: Context, world: World, rng: random.Random) -> list[Row]:
         failures = []
         for i in range(n):
             out = ctx.work / f"curate-{executor}-kill-{i:02d}"
-            p = start(argv(out), ctx.work, logs)
-            time.sleep(rng.uniform(0.05, 0.9) * took)
-            p.kill()
-            r = gptlab(argv(out), ctx.work, logs)
+            r = _kill_then_rerun(argv(out), ctx, logs, rng.uniform(0.05, 0.9) * took)
             if r.rc != 0:
                 failures.append(f"rerun after kill {i}: {r.short()}")
                 lost += len(want)
@@ -211,6 +208,14 @@ def _curate_rows(ctx: Context, world: World, rng: random.Random) -> list[Row]:
     return rows
 
 
+def _kill_then_rerun(argv: list, ctx: Context, logs, after_s: float):
+    """Start the command, SIGKILL it ``after_s`` seconds in, then rerun it to completion; the rerun's result."""
+    p = start(argv, ctx.work, logs)
+    time.sleep(after_s)
+    p.kill()
+    return gptlab(argv, ctx.work, logs)
+
+
 def _pack_row(ctx: Context, world: World, rng: random.Random) -> Row:
     logs = ctx.work / "logs"
     n = 2 if ctx.quick else 10
@@ -223,10 +228,7 @@ def _pack_row(ctx: Context, world: World, rng: random.Random) -> Row:
     identical, failures = 0, []
     for i in range(n):
         out = ctx.work / f"pack-kill-{i:02d}"
-        p = start(argv(out), ctx.work, logs)
-        time.sleep(rng.uniform(0.05, 0.9) * took)
-        p.kill()
-        r = gptlab(argv(out), ctx.work, logs)
+        r = _kill_then_rerun(argv(out), ctx, logs, rng.uniform(0.05, 0.9) * took)
         same = r.rc == 0 and _outputs(out) == want
         identical += same
         if not same:

@@ -132,7 +132,8 @@ class StabilityGuard(Hook):
         path = self.checkpoint_dir / f"{PREFIX}{step:08d}" / "state.json"
         try:
             return json.loads(path.read_text()).get("guard")
-        except (OSError, ValueError):
+        except (OSError, ValueError) as e:
+            self.log(f"[yellow]stability: no guard state in {path} ({e}); the detector windows refill")
             return None
 
     def on_train_start(self, state: TrainState) -> None:
